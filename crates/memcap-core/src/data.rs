@@ -1,0 +1,376 @@
+//! Datasets: token sequences with integer labels, their validation and the
+//! permutation-equivariance consistency check.
+//!
+//! A Transformer without positional encoding is permutation-equivariant:
+//! N(XΠ) = N(X)Π. So two next-token examples with the same *multiset* of
+//! tokens and the same last token get the same output whatever the weights;
+//! if their labels differ, no such Transformer memorizes both
+//! (paper-notes §4). With learned positions only identical ordered contexts
+//! are forced together. [`Dataset::check_consistency`] finds such pairs.
+
+use crate::error::{DataError, Origin};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Which label(s) a sequence carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// One label per sequence, predicted at the last position.
+    NextToken,
+    /// One label per position.
+    Seq2seq,
+}
+
+/// Whether the model sees token positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Positional {
+    /// No positional encoding: the paper's permutation-equivariant setting.
+    #[default]
+    None,
+    /// A learned position embedding p_k added to every token input.
+    Learned,
+}
+
+/// The tokens of every sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// Token ids below `vocab`; the embedding has one column per id (one-hot
+    /// inputs, d = vocab).
+    Ids { vocab: usize, seqs: Vec<Vec<u32>> },
+    /// Real-vector tokens of dimension `d` (the paper's setting).
+    Vectors { d: usize, seqs: Vec<Vec<Vec<f64>>> },
+}
+
+/// Labels, in 0..num_classes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    NextToken(Vec<u32>),
+    Seq2seq(Vec<Vec<u32>>),
+}
+
+/// A labelled dataset of N sequences of length n.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub inputs: Inputs,
+    pub labels: Labels,
+    pub num_classes: u32,
+    /// 1-based source line of each example, when parsed from text.
+    pub lines: Option<Vec<usize>>,
+}
+
+/// How to treat examples that no Transformer of the chosen kind can all memorize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dedupe {
+    /// Report the first conflicting pair as an error.
+    #[default]
+    Error,
+    /// Keep the majority label of every conflict group (ties: smallest label).
+    Majority,
+}
+
+/// What [`Dataset::resolve_conflicts`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConflictReport {
+    /// Labels (examples for next-token, positions for seq2seq) before.
+    pub labels_total: usize,
+    /// Labels that sit in a group with more than one distinct label.
+    pub labels_in_conflict: usize,
+    /// Labels dropped or changed to the group's majority.
+    pub labels_removed: usize,
+    /// Best accuracy any Transformer of the chosen kind can reach on the
+    /// original data: (total − removed) / total.
+    pub best_accuracy: f64,
+}
+
+/// Canonical identity of one token value (ids, or the bits of a vector with
+/// −0.0 folded into 0.0) used for hashing and equality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TokenKey {
+    Id(u32),
+    Vector(Vec<u64>),
+}
+
+impl Dataset {
+    /// Number of sequences N.
+    pub fn len(&self) -> usize {
+        match &self.inputs {
+            Inputs::Ids { seqs, .. } => seqs.len(),
+            Inputs::Vectors { seqs, .. } => seqs.len(),
+        }
+    }
+
+    /// True when the dataset has no sequences.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sequence length n (0 for an empty dataset).
+    pub fn seq_len(&self) -> usize {
+        match &self.inputs {
+            Inputs::Ids { seqs, .. } => seqs.first().map_or(0, Vec::len),
+            Inputs::Vectors { seqs, .. } => seqs.first().map_or(0, Vec::len),
+        }
+    }
+
+    /// The task these labels describe.
+    pub fn task(&self) -> Task {
+        match self.labels {
+            Labels::NextToken(_) => Task::NextToken,
+            Labels::Seq2seq(_) => Task::Seq2seq,
+        }
+    }
+
+    /// Input dimension d of the embedding (vocab for one-hot ids).
+    pub fn input_dim(&self) -> usize {
+        match &self.inputs {
+            Inputs::Ids { vocab, .. } => *vocab,
+            Inputs::Vectors { d, .. } => *d,
+        }
+    }
+
+    /// Where example `i` came from.
+    pub fn origin(&self, index: usize) -> Origin {
+        Origin { index, line: self.lines.as_ref().and_then(|l| l.get(index).copied()) }
+    }
+
+    /// Labels as one slice per example (a single label for next-token).
+    pub fn label_rows(&self) -> Vec<&[u32]> {
+        match &self.labels {
+            Labels::NextToken(y) => y.iter().map(std::slice::from_ref).collect(),
+            Labels::Seq2seq(y) => y.iter().map(Vec::as_slice).collect(),
+        }
+    }
+
+    /// Information content of the labels, in bits: N·log2 C for next-token,
+    /// n·N·log2 C for seq2seq (the number of free label bits).
+    pub fn label_bits(&self) -> f64 {
+        let per = (self.num_classes.max(1) as f64).log2();
+        let count = match &self.labels {
+            Labels::NextToken(y) => y.len(),
+            Labels::Seq2seq(y) => y.iter().map(Vec::len).sum(),
+        };
+        count as f64 * per
+    }
+
+    /// Checks shapes and ranges: non-empty, equal lengths, equal dimensions,
+    /// ids below vocab, labels below num_classes, finite values.
+    pub fn validate(&self) -> Result<(), DataError> {
+        if self.is_empty() {
+            return Err(DataError::Empty);
+        }
+        let n = self.seq_len();
+        if n == 0 {
+            return Err(DataError::Param("sequences must have at least one token".into()));
+        }
+        if self.num_classes == 0 {
+            return Err(DataError::Param("num_classes must be at least 1".into()));
+        }
+        match &self.inputs {
+            Inputs::Ids { vocab, seqs } => {
+                for (i, s) in seqs.iter().enumerate() {
+                    if s.len() != n {
+                        return Err(DataError::Ragged { at: self.origin(i), expected: n, got: s.len() });
+                    }
+                    if let Some(&t) = s.iter().find(|&&t| t as usize >= *vocab) {
+                        return Err(DataError::TokenOutOfRange { at: self.origin(i), token: t.into(), vocab: *vocab });
+                    }
+                }
+            }
+            Inputs::Vectors { d, seqs } => {
+                if *d == 0 {
+                    return Err(DataError::Param("vector tokens need dimension d ≥ 1".into()));
+                }
+                for (i, s) in seqs.iter().enumerate() {
+                    if s.len() != n {
+                        return Err(DataError::Ragged { at: self.origin(i), expected: n, got: s.len() });
+                    }
+                    for x in s {
+                        if x.len() != *d {
+                            return Err(DataError::DimMismatch { at: self.origin(i), expected: *d, got: x.len() });
+                        }
+                        if let Some(&v) = x.iter().find(|v| !v.is_finite()) {
+                            return Err(DataError::NonFinite { at: self.origin(i), value: v });
+                        }
+                    }
+                }
+            }
+        }
+        let labels = self.label_rows();
+        if labels.len() != self.len() {
+            return Err(DataError::Param(format!("{} label rows for {} sequences", labels.len(), self.len())));
+        }
+        for (i, row) in labels.iter().enumerate() {
+            if self.task() == Task::Seq2seq && row.len() != n {
+                return Err(DataError::LabelCount { at: self.origin(i), expected: n, got: row.len() });
+            }
+            if let Some(&y) = row.iter().find(|&&y| y >= self.num_classes) {
+                return Err(DataError::LabelOutOfRange { at: self.origin(i), label: y.into(), classes: self.num_classes });
+            }
+        }
+        Ok(())
+    }
+
+    /// Distinct token values and every sequence rewritten as indices into them.
+    /// Indices follow sorted [`TokenKey`] order, so the table is deterministic.
+    pub fn token_table(&self) -> (Vec<TokenKey>, Vec<Vec<u32>>) {
+        let keys: Vec<Vec<TokenKey>> = match &self.inputs {
+            Inputs::Ids { seqs, .. } => seqs.iter().map(|s| s.iter().map(|&t| TokenKey::Id(t)).collect()).collect(),
+            Inputs::Vectors { seqs, .. } => seqs
+                .iter()
+                .map(|s| s.iter().map(|x| vector_key(x)).collect())
+                .collect(),
+        };
+        let mut distinct: Vec<TokenKey> = keys.iter().flatten().cloned().collect();
+        distinct.sort();
+        distinct.dedup();
+        let index: HashMap<&TokenKey, u32> = distinct.iter().enumerate().map(|(i, k)| (k, i as u32)).collect();
+        let seqs = keys.iter().map(|s| s.iter().map(|k| index[k]).collect()).collect();
+        (distinct, seqs)
+    }
+
+    /// Finds the first pair of examples that every Transformer of the given
+    /// kind must map to the same output but whose labels differ.
+    pub fn check_consistency(&self, positional: Positional) -> Result<(), DataError> {
+        match self.conflict_groups(positional).first_conflict {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies a [`Dedupe`] policy: `Error` fails on the first conflict;
+    /// `Majority` keeps each group's majority label (next-token: drops the
+    /// minority examples; seq2seq: relabels minority positions) and reports
+    /// the best achievable accuracy on the original data.
+    pub fn resolve_conflicts(&self, positional: Positional, policy: Dedupe) -> Result<(Dataset, ConflictReport), DataError> {
+        let groups = self.conflict_groups(positional);
+        let total = groups.members.values().map(Vec::len).sum::<usize>();
+        if policy == Dedupe::Error {
+            if let Some(e) = groups.first_conflict {
+                return Err(e);
+            }
+        }
+        let mut in_conflict = 0;
+        let mut removed = 0;
+        // (example, position) -> majority label for every conflicting slot.
+        let mut fix: HashMap<(usize, usize), u32> = HashMap::new();
+        for members in groups.members.values() {
+            let mut counts: HashMap<u32, usize> = HashMap::new();
+            for &(_, _, y) in members {
+                *counts.entry(y).or_default() += 1;
+            }
+            if counts.len() > 1 {
+                in_conflict += members.len();
+                let (&best, &best_count) = counts.iter().max_by_key(|(y, c)| (**c, std::cmp::Reverse(**y))).expect("non-empty group");
+                removed += members.len() - best_count;
+                for &(i, k, y) in members {
+                    if y != best {
+                        fix.insert((i, k), best);
+                    }
+                }
+            }
+        }
+        let mut out = self.clone();
+        match &mut out.labels {
+            Labels::NextToken(_) => {
+                let keep: Vec<bool> = (0..self.len()).map(|i| !fix.contains_key(&(i, self.seq_len() - 1))).collect();
+                out = self.select(&keep);
+            }
+            Labels::Seq2seq(rows) => {
+                for (&(i, k), &y) in &fix {
+                    rows[i][k] = y;
+                }
+            }
+        }
+        let best_accuracy = if total == 0 { 1.0 } else { (total - removed) as f64 / total as f64 };
+        Ok((out, ConflictReport { labels_total: total, labels_in_conflict: in_conflict, labels_removed: removed, best_accuracy }))
+    }
+
+    /// The examples with `keep[i]` true, in order.
+    pub fn select(&self, keep: &[bool]) -> Dataset {
+        fn pick<T: Clone>(v: &[T], keep: &[bool]) -> Vec<T> {
+            v.iter().zip(keep).filter(|(_, k)| **k).map(|(x, _)| x.clone()).collect()
+        }
+        Dataset {
+            inputs: match &self.inputs {
+                Inputs::Ids { vocab, seqs } => Inputs::Ids { vocab: *vocab, seqs: pick(seqs, keep) },
+                Inputs::Vectors { d, seqs } => Inputs::Vectors { d: *d, seqs: pick(seqs, keep) },
+            },
+            labels: match &self.labels {
+                Labels::NextToken(y) => Labels::NextToken(pick(y, keep)),
+                Labels::Seq2seq(y) => Labels::Seq2seq(pick(y, keep)),
+            },
+            num_classes: self.num_classes,
+            lines: self.lines.as_ref().map(|l| pick(l, keep)),
+        }
+    }
+
+    /// Groups (example, position, label) slots by what the model can see.
+    fn conflict_groups(&self, positional: Positional) -> Groups {
+        let (_, seqs) = self.token_table();
+        let labels = self.label_rows();
+        let n = self.seq_len();
+        let mut members: HashMap<(Vec<u32>, u32), Vec<(usize, usize, u32)>> = HashMap::new();
+        let mut first_conflict = None;
+        let (why_perm, why_ord, mode) = match positional {
+            Positional::None => ("have the same multiset of tokens and the same", "", "without positional encoding"),
+            Positional::Learned => ("", "have the same ordered tokens", "with positional encoding"),
+        };
+        for (i, s) in seqs.iter().enumerate() {
+            let context = match positional {
+                Positional::None => {
+                    let mut m = s.clone();
+                    m.sort_unstable();
+                    m
+                }
+                Positional::Learned => s.clone(),
+            };
+            let positions: Vec<usize> = match self.task() {
+                Task::NextToken => vec![n - 1],
+                Task::Seq2seq => (0..n).collect(),
+            };
+            for (slot, k) in positions.into_iter().enumerate() {
+                let y = labels[i][slot];
+                // With positions the position itself is part of the key.
+                let tok = match positional {
+                    Positional::None => s[k],
+                    Positional::Learned => k as u32,
+                };
+                let group = members.entry((context.clone(), tok)).or_default();
+                if first_conflict.is_none() {
+                    if let Some(&(j, kj, yj)) = group.iter().find(|m| m.2 != y) {
+                        let why = match (positional, self.task()) {
+                            (Positional::None, Task::NextToken) => format!("{why_perm} last token"),
+                            (Positional::None, Task::Seq2seq) => {
+                                format!("{why_perm} token (positions {} and {})", kj + 1, k + 1)
+                            }
+                            (Positional::Learned, Task::NextToken) => why_ord.to_string(),
+                            (Positional::Learned, Task::Seq2seq) => format!("{why_ord} (position {})", k + 1),
+                        };
+                        first_conflict = Some(DataError::Inconsistent {
+                            a: self.origin(j),
+                            b: self.origin(i),
+                            label_a: yj,
+                            label_b: y,
+                            why,
+                            mode: mode.to_string(),
+                        });
+                    }
+                }
+                group.push((i, k, y));
+            }
+        }
+        Groups { members, first_conflict }
+    }
+}
+
+struct Groups {
+    members: HashMap<(Vec<u32>, u32), Vec<(usize, usize, u32)>>,
+    first_conflict: Option<DataError>,
+}
+
+/// The hashable identity of a vector token (−0.0 and 0.0 are the same token).
+pub fn vector_key(x: &[f64]) -> TokenKey {
+    TokenKey::Vector(x.iter().map(|v| if *v == 0.0 { 0u64 } else { v.to_bits() }).collect())
+}

@@ -1,0 +1,123 @@
+//! Typed errors of the core crate. Every variant carries the structured
+//! facts a caller needs (record index, line, reason) so that the CLI can print
+//! "file:line: reason" without parsing messages.
+
+use thiserror::Error;
+
+/// Where a record came from: its 0-based index in the dataset and, when it was
+/// parsed from text, its 1-based line number in that text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// 0-based index of the example in the dataset.
+    pub index: usize,
+    /// 1-based line number in the source text, if parsed from text.
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}"),
+            None => write!(f, "example {}", self.index),
+        }
+    }
+}
+
+/// Errors in dataset text or dataset contents.
+#[derive(Debug, Error, PartialEq)]
+pub enum DataError {
+    // === Parse errors ===
+    /// A line could not be parsed.
+    #[error("line {line}: {reason}")]
+    Parse { line: usize, reason: String },
+
+    // === Shape errors ===
+    /// The dataset has no examples.
+    #[error("the dataset is empty")]
+    Empty,
+    /// Sequences of different lengths (Transformers here take fixed n).
+    #[error("{at}: sequence has length {got}, but the first sequence has length {expected}")]
+    Ragged { at: Origin, expected: usize, got: usize },
+    /// Vector tokens of different dimension.
+    #[error("{at}: token has dimension {got}, expected {expected}")]
+    DimMismatch { at: Origin, expected: usize, got: usize },
+    /// A seq2seq example whose label count differs from its length.
+    #[error("{at}: {got} labels for a sequence of length {expected}")]
+    LabelCount { at: Origin, expected: usize, got: usize },
+    /// Mixed next-token and seq2seq records.
+    #[error("{at}: mixes \"label\" and \"labels\" records; a dataset has one task")]
+    MixedTask { at: Origin },
+    /// Mixed token kinds (ids vs vectors).
+    #[error("{at}: mixes integer token ids and vector tokens")]
+    MixedKind { at: Origin },
+
+    // === Value errors ===
+    /// Token id not below the vocabulary size.
+    #[error("{at}: token id {token} is not below the vocabulary size {vocab}")]
+    TokenOutOfRange { at: Origin, token: u64, vocab: usize },
+    /// Label not below the number of classes.
+    #[error("{at}: label {label} is not below the number of classes {classes}")]
+    LabelOutOfRange { at: Origin, label: u64, classes: u32 },
+    /// NaN or infinity in a vector token.
+    #[error("{at}: non-finite value {value} in a vector token")]
+    NonFinite { at: Origin, value: f64 },
+    /// Bad generator or loader parameters.
+    #[error("invalid parameter: {0}")]
+    Param(String),
+
+    // === Consistency ===
+    /// Two examples that every Transformer of the chosen kind must map to the
+    /// same output carry different labels.
+    #[error(
+        "inconsistent labels: {a} and {b} {why}, but have labels {label_a} and {label_b}; \
+         no Transformer {mode} can memorize both (use --dedupe majority to keep the majority label)"
+    )]
+    Inconsistent {
+        a: Origin,
+        b: Origin,
+        label_a: u32,
+        label_b: u32,
+        /// What makes them indistinguishable.
+        why: String,
+        /// "without positional encoding" / "with positional encoding".
+        mode: String,
+    },
+}
+
+/// Errors while building a construction.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConstructError {
+    /// The data violate consistency (see [`DataError::Inconsistent`]).
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The forced M1 contextual map is impossible on this dataset.
+    #[error("M1 condition violated: {0}")]
+    M1Violated(String),
+    /// A random choice kept failing (should be astronomically unlikely).
+    #[error("gave up after {attempts} attempts: {what}")]
+    Retries { attempts: u32, what: String },
+    /// Bad construction options.
+    #[error("invalid construction option: {0}")]
+    Config(String),
+}
+
+/// Errors in a model file or in evaluating a model.
+#[derive(Debug, Error, PartialEq)]
+pub enum ModelError {
+    /// The JSON does not describe a valid model.
+    #[error("invalid model: {0}")]
+    Invalid(String),
+    /// Unsupported format version.
+    #[error("model format version {got} is not supported (this build reads version {supported})")]
+    Version { got: u32, supported: u32 },
+    /// Model and dataset disagree (kind, dimension, length, task).
+    #[error("model does not fit the dataset: {0}")]
+    Mismatch(String),
+    /// Softmax with non-uniform scores has irrational weights; no exact
+    /// rational evaluation exists.
+    #[error(
+        "block {block}: softmax over non-equal scores has irrational weights and cannot be \
+         evaluated exactly (use hardmax, or the f64 evaluator)"
+    )]
+    InexactSoftmax { block: usize },
+}

@@ -1,0 +1,189 @@
+//! Dataset sources: a seeded random generator and sliding windows of text.
+//!
+//! Random data are drawn so that they are consistent by construction: a
+//! sequence whose context (multiset + last token, or the ordered sequence with
+//! positions) was already drawn is redrawn, so every example is memorizable.
+
+use crate::data::{Dataset, Inputs, Labels, Positional, Task};
+use crate::error::DataError;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashSet;
+
+/// Token kind for [`generate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenKind {
+    /// Token ids in 0..vocab.
+    Ids,
+    /// A pool of `vocab` random vectors in [−1, 1]^d on the grid 2^−10
+    /// (exactly representable, so exact arithmetic sees the same numbers).
+    Vectors { d: usize },
+}
+
+/// Parameters of the random generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenConfig {
+    pub n_seqs: usize,
+    pub seq_len: usize,
+    pub vocab: usize,
+    pub num_classes: u32,
+    pub task: Task,
+    pub kind: GenKind,
+    /// Draw contexts distinct for this model kind.
+    pub positional: Positional,
+    pub seed: u64,
+}
+
+/// Draws a random consistent dataset. Errors when the requested number of
+/// distinct contexts cannot exist (or is not found after many redraws).
+pub fn generate(cfg: &GenConfig) -> Result<Dataset, DataError> {
+    if cfg.n_seqs == 0 || cfg.seq_len == 0 || cfg.vocab == 0 || cfg.num_classes == 0 {
+        return Err(DataError::Param("N, n, vocab and classes must all be at least 1".into()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let pool: Vec<Vec<f64>> = match cfg.kind {
+        GenKind::Ids => Vec::new(),
+        GenKind::Vectors { d } => {
+            if d == 0 {
+                return Err(DataError::Param("d must be at least 1".into()));
+            }
+            let mut seen = HashSet::new();
+            let mut pool = Vec::with_capacity(cfg.vocab);
+            let mut tries = 0usize;
+            while pool.len() < cfg.vocab {
+                let x: Vec<f64> = (0..d).map(|_| rng.gen_range(-1024i32..=1024) as f64 / 1024.0).collect();
+                if seen.insert(crate::data::vector_key(&x)) {
+                    pool.push(x);
+                }
+                tries += 1;
+                if tries > 100 * cfg.vocab + 1000 {
+                    return Err(DataError::Param(format!("cannot draw {} distinct vectors in dimension {d}", cfg.vocab)));
+                }
+            }
+            pool
+        }
+    };
+    let mut seen: HashSet<Vec<u32>> = HashSet::new();
+    let mut seqs: Vec<Vec<u32>> = Vec::with_capacity(cfg.n_seqs);
+    let mut misses = 0usize;
+    while seqs.len() < cfg.n_seqs {
+        let s: Vec<u32> = (0..cfg.seq_len).map(|_| rng.gen_range(0..cfg.vocab as u32)).collect();
+        // The context that fixes the label(s): for next-token without
+        // positions the multiset plus the last token; for seq2seq without
+        // positions the multiset; with positions the sequence itself.
+        let ctx = match (cfg.positional, cfg.task) {
+            (Positional::Learned, _) => s.clone(),
+            (Positional::None, task) => {
+                let mut m = s.clone();
+                m.sort_unstable();
+                if task == Task::NextToken {
+                    m.push(s[cfg.seq_len - 1]);
+                }
+                m
+            }
+        };
+        if seen.insert(ctx) {
+            seqs.push(s);
+        } else {
+            misses += 1;
+            if misses > 1000 + 20 * cfg.n_seqs {
+                return Err(DataError::Param(format!(
+                    "could not draw {} distinct contexts of length {} over {} tokens (got {})",
+                    cfg.n_seqs,
+                    cfg.seq_len,
+                    cfg.vocab,
+                    seqs.len()
+                )));
+            }
+        }
+    }
+    let labels = match cfg.task {
+        Task::NextToken => Labels::NextToken((0..cfg.n_seqs).map(|_| rng.gen_range(0..cfg.num_classes)).collect()),
+        Task::Seq2seq => {
+            // Seq2seq without positions: equal tokens inside one sequence must
+            // share a label, so labels are drawn per (sequence, token value).
+            Labels::Seq2seq(
+                seqs.iter()
+                    .map(|s| {
+                        let mut by_tok = std::collections::HashMap::new();
+                        s.iter()
+                            .map(|&t| match cfg.positional {
+                                Positional::Learned => rng.gen_range(0..cfg.num_classes),
+                                Positional::None => *by_tok.entry(t).or_insert_with(|| rng.gen_range(0..cfg.num_classes)),
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            )
+        }
+    };
+    let inputs = match cfg.kind {
+        GenKind::Ids => Inputs::Ids { vocab: cfg.vocab, seqs },
+        GenKind::Vectors { d } => Inputs::Vectors {
+            d,
+            seqs: seqs.iter().map(|s| s.iter().map(|&t| pool[t as usize].clone()).collect()).collect(),
+        },
+    };
+    let ds = Dataset { inputs, labels, num_classes: cfg.num_classes, lines: None };
+    ds.validate()?;
+    Ok(ds)
+}
+
+/// How to cut text into tokens for [`text_windows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextUnit {
+    /// Every byte is a token (vocabulary 256).
+    Bytes,
+    /// Whitespace-separated words; ids in order of first appearance.
+    Words,
+}
+
+/// A text turned into next-token data, with the word list for `Words`.
+#[derive(Debug, Clone)]
+pub struct TextData {
+    pub dataset: Dataset,
+    /// For `Words`: the word of every id. Empty for `Bytes`.
+    pub words: Vec<String>,
+}
+
+/// Every window of `n` consecutive tokens with the following token as label
+/// (next-token). Windows that occur more than once are kept: repeated
+/// contexts with different continuations are exactly what the consistency
+/// report measures.
+pub fn text_windows(text: &[u8], n: usize, unit: TextUnit) -> Result<TextData, DataError> {
+    if n == 0 {
+        return Err(DataError::Param("window length n must be at least 1".into()));
+    }
+    let (toks, words, vocab): (Vec<u32>, Vec<String>, usize) = match unit {
+        TextUnit::Bytes => (text.iter().map(|&b| b as u32).collect(), Vec::new(), 256),
+        TextUnit::Words => {
+            let s = String::from_utf8_lossy(text);
+            let mut ids = std::collections::HashMap::new();
+            let mut words = Vec::new();
+            let toks = s
+                .split_whitespace()
+                .map(|w| {
+                    *ids.entry(w.to_string()).or_insert_with(|| {
+                        words.push(w.to_string());
+                        words.len() as u32 - 1
+                    })
+                })
+                .collect();
+            let v = words.len().max(1);
+            (toks, words, v)
+        }
+    };
+    if toks.len() <= n {
+        return Err(DataError::Param(format!("text has {} tokens; windows of {n} need at least {}", toks.len(), n + 1)));
+    }
+    let seqs: Vec<Vec<u32>> = toks.windows(n + 1).map(|w| w[..n].to_vec()).collect();
+    let labels: Vec<u32> = toks.windows(n + 1).map(|w| w[n]).collect();
+    let dataset = Dataset {
+        inputs: Inputs::Ids { vocab, seqs },
+        labels: Labels::NextToken(labels),
+        num_classes: vocab as u32,
+        lines: None,
+    };
+    dataset.validate()?;
+    Ok(TextData { dataset, words })
+}
