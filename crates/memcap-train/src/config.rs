@@ -1,0 +1,321 @@
+//! Model and training configurations, with validation and closed-form
+//! parameter counts.
+//!
+//! The parameter counts are the denominators of "bits per parameter", so
+//! they are written out as formulas here and checked against the actual
+//! candle variables in the tests (`param_count_matches_closed_form_*`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Task, TrainData};
+use crate::error::{cfg_err, Result};
+
+/// A Transformer encoder as in the paper: token embedding, `blocks` ×
+/// (softmax attention + ReLU FFN, both residual), a linear readout.
+///
+/// Parameter names follow PyTorch conventions (`blocks.0.attn.q_proj.weight`,
+/// `[out, in]` weights like `torch.nn.Linear`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransformerConfig {
+    /// Token vocabulary size `V`.
+    pub vocab: usize,
+    /// Sequence length `n` (needed for the positional table and checks).
+    pub seq_len: usize,
+    /// Number of output classes `C`.
+    pub num_classes: usize,
+    /// Embedding width `d`.
+    pub d_model: usize,
+    /// Number of attention heads `h`.
+    pub heads: usize,
+    /// Width of each head `d_h` (query/key/value).
+    pub head_dim: usize,
+    /// Hidden width of the ReLU feed-forward network.
+    pub d_ff: usize,
+    /// Number of blocks.
+    pub blocks: usize,
+    /// Learned absolute positional embedding (the paper uses none).
+    #[serde(default)]
+    pub pos_encoding: bool,
+    /// Pre-norm LayerNorm before attention/FFN and before the readout.
+    #[serde(default)]
+    pub layer_norm: bool,
+    /// Read out at the last position or at every position.
+    pub task: Task,
+}
+
+/// MLP baseline on the flattened one-hot sequence (`n·V` inputs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpConfig {
+    /// Token vocabulary size `V`.
+    pub vocab: usize,
+    /// Sequence length `n`.
+    pub seq_len: usize,
+    /// Number of output classes `C`.
+    pub num_classes: usize,
+    /// Width of every hidden layer.
+    pub width: usize,
+    /// Number of hidden layers (≥ 1).
+    pub depth: usize,
+    /// One output per sequence, or `n` outputs (one per position).
+    pub task: Task,
+}
+
+/// Either model family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelConfig {
+    /// Transformer encoder.
+    Transformer(TransformerConfig),
+    /// MLP baseline.
+    Mlp(MlpConfig),
+}
+
+impl TransformerConfig {
+    /// A config sized for `data` with the given widths; heads share `d_model`.
+    pub fn for_data(data: &TrainData, d_model: usize, heads: usize, d_ff: usize, blocks: usize) -> Self {
+        TransformerConfig {
+            vocab: data.vocab,
+            seq_len: data.seq_len(),
+            num_classes: data.num_classes,
+            d_model,
+            heads,
+            head_dim: if heads == 0 { 0 } else { (d_model / heads).max(1) },
+            d_ff,
+            blocks,
+            pos_encoding: false,
+            layer_norm: false,
+            task: data.task(),
+        }
+    }
+
+    /// Closed-form parameter count:
+    /// `V·d + [n·d] + blocks·(4·d·h·d_h + 2·d·d_ff + d_ff + d + [4d]) + [2d] + C·d + C`
+    /// (brackets: only with positional encoding / LayerNorm). Attention
+    /// projections have no bias, as in the paper's `W_Q, W_K, W_V, W_O`.
+    pub fn num_params(&self) -> usize {
+        let (v, n, c, d) = (self.vocab, self.seq_len, self.num_classes, self.d_model);
+        let hd = self.heads * self.head_dim;
+        let ln = usize::from(self.layer_norm);
+        let attn = 4 * d * hd;
+        let ffn = 2 * d * self.d_ff + self.d_ff + d;
+        v * d
+            + usize::from(self.pos_encoding) * n * d
+            + self.blocks * (attn + ffn + ln * 4 * d)
+            + ln * 2 * d
+            + c * d
+            + c
+    }
+
+    /// Reject configs that cannot be built.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("vocab", self.vocab),
+            ("seq_len", self.seq_len),
+            ("num_classes", self.num_classes),
+            ("d_model", self.d_model),
+            ("heads", self.heads),
+            ("head_dim", self.head_dim),
+            ("d_ff", self.d_ff),
+            ("blocks", self.blocks),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return cfg_err(format!("transformer: {name} must be positive"));
+            }
+        }
+        if self.num_params() > 500_000_000 {
+            return cfg_err("transformer: more than 5e8 parameters is not a CPU experiment");
+        }
+        Ok(())
+    }
+}
+
+impl MlpConfig {
+    /// A config sized for `data`.
+    pub fn for_data(data: &TrainData, width: usize, depth: usize) -> Self {
+        MlpConfig {
+            vocab: data.vocab,
+            seq_len: data.seq_len(),
+            num_classes: data.num_classes,
+            width,
+            depth,
+            task: data.task(),
+        }
+    }
+
+    /// Number of outputs of the last layer: `C` or `n·C`.
+    pub fn out_dim(&self) -> usize {
+        match self.task {
+            Task::NextToken => self.num_classes,
+            Task::Seq2Seq => self.seq_len * self.num_classes,
+        }
+    }
+
+    /// Closed-form parameter count:
+    /// `(n·V)·w + w + (depth−1)·(w² + w) + w·out + out`, `out = C` or `n·C`.
+    pub fn num_params(&self) -> usize {
+        let w = self.width;
+        let out = self.out_dim();
+        self.seq_len * self.vocab * w + w + self.depth.saturating_sub(1) * (w * w + w) + w * out + out
+    }
+
+    /// Reject configs that cannot be built.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("vocab", self.vocab),
+            ("seq_len", self.seq_len),
+            ("num_classes", self.num_classes),
+            ("width", self.width),
+            ("depth", self.depth),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return cfg_err(format!("mlp: {name} must be positive"));
+            }
+        }
+        if self.num_params() > 500_000_000 {
+            return cfg_err("mlp: more than 5e8 parameters is not a CPU experiment");
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// Closed-form parameter count of either family.
+    pub fn num_params(&self) -> usize {
+        match self {
+            ModelConfig::Transformer(c) => c.num_params(),
+            ModelConfig::Mlp(c) => c.num_params(),
+        }
+    }
+
+    /// Validate the config on its own.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelConfig::Transformer(c) => c.validate(),
+            ModelConfig::Mlp(c) => c.validate(),
+        }
+    }
+
+    /// `"transformer"` or `"mlp"`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            ModelConfig::Transformer(_) => "transformer",
+            ModelConfig::Mlp(_) => "mlp",
+        }
+    }
+
+    fn dims(&self) -> (usize, usize, usize, Task) {
+        match self {
+            ModelConfig::Transformer(c) => (c.vocab, c.seq_len, c.num_classes, c.task),
+            ModelConfig::Mlp(c) => (c.vocab, c.seq_len, c.num_classes, c.task),
+        }
+    }
+
+    /// Validate the config and check that it fits `data` (vocab, length,
+    /// classes and readout).
+    pub fn validate_for(&self, data: &TrainData) -> Result<()> {
+        self.validate()?;
+        data.validate()?;
+        let (v, n, c, task) = self.dims();
+        if v != data.vocab {
+            return cfg_err(format!("model vocab {v} != data vocab {}", data.vocab));
+        }
+        if n != data.seq_len() {
+            return cfg_err(format!("model seq_len {n} != data seq_len {}", data.seq_len()));
+        }
+        if c != data.num_classes {
+            return cfg_err(format!("model num_classes {c} != data num_classes {}", data.num_classes));
+        }
+        if task != data.task() {
+            return cfg_err(format!("model task {task:?} != data task {:?}", data.task()));
+        }
+        Ok(())
+    }
+}
+
+/// Optimizer and schedule of one training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// AdamW learning rate (constant).
+    pub lr: f64,
+    /// Decoupled weight decay (0 by default: decay fights memorization).
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Adam β1.
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    /// Adam β2.
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
+    /// Adam ε.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Minibatch size; `None` = full batch.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Number of optimizer steps at most.
+    pub max_steps: usize,
+    /// Evaluate (full pass, exact argmax accuracy) every this many steps.
+    pub eval_every: usize,
+    /// Seed of the initialization and of the data order.
+    pub seed: u64,
+    /// Stop at the first evaluation with 100% training accuracy.
+    #[serde(default = "default_true")]
+    pub stop_when_memorized: bool,
+}
+
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.999
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            lr: 3e-3,
+            weight_decay: 0.0,
+            beta1: default_beta1(),
+            beta2: default_beta2(),
+            eps: default_eps(),
+            batch_size: None,
+            max_steps: 2000,
+            eval_every: 50,
+            seed: 0,
+            stop_when_memorized: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reject schedules that cannot run.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return cfg_err("train: lr must be positive and finite");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return cfg_err("train: weight_decay must be >= 0");
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return cfg_err("train: betas must be in [0, 1)");
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return cfg_err("train: eps must be positive");
+        }
+        if self.batch_size == Some(0) {
+            return cfg_err("train: batch_size must be positive");
+        }
+        if self.max_steps == 0 || self.eval_every == 0 {
+            return cfg_err("train: max_steps and eval_every must be positive");
+        }
+        Ok(())
+    }
+}

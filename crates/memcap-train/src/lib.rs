@@ -1,0 +1,74 @@
+//! # memcap-train: what gradient descent finds
+//!
+//! The paper (Kajitsuka & Sato, ICLR 2025) proves which memorizing
+//! Transformers *exist*; this crate measures which ones *training finds*.
+//! It trains Transformer encoders (no positional encoding as in the paper,
+//! or learned positions) and MLP baselines on CPU with candle, checks
+//! memorization exactly (100% argmax training accuracy in a separate
+//! evaluation pass) and searches for the smallest model that memorizes.
+//!
+//! Modules:
+//! * [`data`]: plain datasets ([`TrainData`]), a seeded random generator and
+//!   text windows with a consistency report.
+//! * [`config`]: model/training configs, `validate()`, closed-form
+//!   parameter counts.
+//! * [`model`]: the candle computations (differentiable softmax/LayerNorm).
+//! * [`train`]: AdamW loop, evaluation, metrics, safetensors export,
+//!   parallel independent runs.
+//! * [`capacity`]: smallest memorizing model, bits per parameter.
+//! * [`repro`]: the three reproductions (data + CSV + JSON + SVG).
+//! * [`run`]: the only filesystem code: writing run folders atomically.
+//!
+//! The library takes plain data and returns data; it does not depend on
+//! `memcap-core`.
+//!
+//! ## Threading
+//! Independent trainings run in parallel on a dedicated rayon pool, one
+//! training per thread. candle's CPU backend would otherwise parallelize
+//! inside ops: matmuls go to `gemm` with `Parallelism::Rayon(n)` where `n`
+//! is read from `RAYON_NUM_THREADS` at every call, and large elementwise ops
+//! use a spinning barrier pool sized by `CANDLE_NUM_THREADS`. For our tiny
+//! models that intra-op threading costs more than it gains and fights with
+//! the run-level parallelism, so [`ensure_single_threaded_ops`] sets both
+//! variables to `1` once per process (our own pools are sized explicitly
+//! and ignore the variable).
+
+pub mod capacity;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod model;
+pub mod plot;
+pub mod repro;
+pub mod run;
+pub mod train;
+
+pub use config::{MlpConfig, ModelConfig, TrainConfig, TransformerConfig};
+pub use data::{
+    consistency_report, random_dataset, text_windows, ConsistencyReport, Labels, RandomSpec, Task, TextData,
+    TextSpec, Tokenization, TrainData,
+};
+pub use error::{Result, TrainError};
+pub use train::{evaluate, gradient_norms, train, train_many, Job, Metric, Progress, RunResult, RunSummary};
+
+/// Make candle's CPU ops single-threaded for the rest of the process (see
+/// the crate docs, "Threading"). Idempotent; every training entry point
+/// calls it before touching candle. Callers that spawn their own threads
+/// should call it first thing in `main`, because changing the environment
+/// races with foreign (non-Rust) readers of it.
+pub fn ensure_single_threaded_ops() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Safe in Rust 2021; std serializes its own env accesses and candle
+        // reads these through std::env.
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    });
+}
+
+/// Bits per parameter: `label_bits / params` (`N·log2(C)/P` for next-token).
+/// Reference points: ≈2 bits/param (Allen-Zhu & Li 2024), ≈3.6 (Morris et
+/// al. 2025).
+pub fn bits_per_param(label_bits: f64, params: usize) -> f64 {
+    label_bits / params.max(1) as f64
+}
