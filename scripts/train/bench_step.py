@@ -1,0 +1,88 @@
+"""PyTorch CPU reference for memcap-train's step benchmark.
+
+Builds exactly the Transformer of `crates/memcap-train/examples/bench_step.rs`
+(V = C = 16, n = 8, d = 16, 2 heads x 8, d_ff = 48, 1 block, no positional
+encoding, no LayerNorm, bias-free attention projections, readout at the last
+position, and the last block computing only the last query, as memcap-train
+does) and times AdamW training steps on a batch of 64.
+
+Usage: python3 scripts/train/bench_step.py [steps] [threads]
+Prints one JSON line.
+"""
+import json
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, d, h, dh, ff):
+        super().__init__()
+        self.h, self.dh = h, dh
+        self.q_proj = nn.Linear(d, h * dh, bias=False)
+        self.k_proj = nn.Linear(d, h * dh, bias=False)
+        self.v_proj = nn.Linear(d, h * dh, bias=False)
+        self.o_proj = nn.Linear(h * dh, d, bias=False)
+        self.fc1 = nn.Linear(d, ff)
+        self.fc2 = nn.Linear(ff, d)
+
+    def forward(self, x, last_only):
+        b, n, _ = x.shape
+        xq = x[:, -1:, :] if last_only else x
+        m = xq.shape[1]
+        q = self.q_proj(xq).view(b, m, self.h, self.dh).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, self.h, self.dh).transpose(1, 2)
+        v = self.v_proj(x).view(b, n, self.h, self.dh).transpose(1, 2)
+        att = torch.softmax(q @ k.transpose(-1, -2) / self.dh ** 0.5, dim=-1)
+        o = (att @ v).transpose(1, 2).reshape(b, m, self.h * self.dh)
+        x = xq + self.o_proj(o)
+        return x + self.fc2(F.relu(self.fc1(x)))
+
+
+class Tiny(nn.Module):
+    def __init__(self, vocab=16, classes=16, d=16, h=2, dh=8, ff=48, blocks=1):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList([Block(d, h, dh, ff) for _ in range(blocks)])
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, tokens):
+        x = self.embed(tokens)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, i == len(self.blocks) - 1)
+        return self.head(x[:, -1, :])
+
+
+def main():
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = Tiny()
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    x = torch.randint(0, 16, (64, 8))
+    y = torch.randint(0, 16, (64,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(50):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = (time.perf_counter() - t) / steps
+    print(json.dumps({"impl": f"pytorch {torch.__version__}", "threads": threads, "params": params,
+                      "batch": 64, "seq_len": 8, "steps": steps, "sec_per_step": float(f"{dt:.3e}")}))
+
+
+if __name__ == "__main__":
+    main()
