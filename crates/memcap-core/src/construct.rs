@@ -330,6 +330,7 @@ fn build_units(ds: &Dataset, cfg: &ConstructConfig, random_id_codes: bool, rng: 
     let (tok_code, embed_row, embed_bias, projection): (Vec<IBig>, Vec<(usize, RBig)>, RBig, Option<Vec<i64>>) = match &ds.inputs {
         Inputs::Ids { .. } => {
             let ids: Vec<u32> = keys.iter().map(|k| if let TokenKey::Id(i) = k { *i } else { 0 }).collect();
+            *attempts += 1;
             let codes: Vec<IBig> = if random_id_codes {
                 let bits = cfg.code_bits.unwrap_or_else(|| 2 * (usize::BITS - ds.len().max(2).next_power_of_two().leading_zeros() - 1) + 2).max(2);
                 let half = IBig::ONE << (bits as usize - 1);

@@ -28,7 +28,8 @@
 use crate::data::{Dataset, Inputs, Positional, Task, TokenKey};
 use crate::error::ModelError;
 use crate::model::{AttentionKind, Ffn, Model, Sparse};
-use dashu_int::{IBig, UBig};
+use crate::int::Int;
+use dashu_int::UBig;
 use dashu_ratio::RBig;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -38,7 +39,7 @@ use std::hash::Hash;
 // ------------------------------------------------------------------------
 // Scalars
 
-/// The arithmetic a forward pass needs. Implemented exactly for [`IBig`] and
+/// The arithmetic a forward pass needs. Implemented exactly for [`Int`] and
 /// [`RBig`], and approximately for `f64` and `f32`.
 pub trait Num: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static {
     fn zero() -> Self;
@@ -47,32 +48,47 @@ pub trait Num: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static {
     fn add_ref(&mut self, o: &Self);
     fn sub_ref(&mut self, o: &Self);
     fn mul_ref(&self, o: &Self) -> Self;
-    /// The value of an exact weight in this type, if representable (IBig:
+    /// The value of an exact weight in this type, if representable (Int:
     /// integers only; floats: nearest).
     fn from_exact(q: &RBig) -> Option<Self>;
+    /// Exact types may add FFN outputs into the register term by term
+    /// (associativity); floats keep PyTorch's order z + (W_2 h + b_2).
+    const EXACT: bool;
+    /// +1 or −1 when the value is exactly that (exact types only), else 0.
+    fn unit_sign(&self) -> i8 {
+        0
+    }
 }
 
-impl Num for IBig {
+impl Num for Int {
     fn zero() -> Self {
-        IBig::ZERO
+        Int::ZERO
     }
     fn is_zero(&self) -> bool {
-        IBig::is_zero(self)
+        Int::is_zero(self)
     }
     fn is_negative(&self) -> bool {
-        self.sign() == dashu_int::Sign::Negative && !IBig::is_zero(self)
+        Int::is_negative(self)
     }
     fn add_ref(&mut self, o: &Self) {
-        *self += o;
+        self.add_assign(o);
     }
     fn sub_ref(&mut self, o: &Self) {
-        *self -= o;
+        self.sub_assign(o);
     }
     fn mul_ref(&self, o: &Self) -> Self {
-        self * o
+        self.mul(o)
     }
     fn from_exact(q: &RBig) -> Option<Self> {
-        (q.denominator() == &UBig::ONE).then(|| q.numerator().clone())
+        (q.denominator() == &UBig::ONE).then(|| Int::from_ibig(q.numerator().clone()))
+    }
+    const EXACT: bool = true;
+    fn unit_sign(&self) -> i8 {
+        match self {
+            Int::Small(1) => 1,
+            Int::Small(-1) => -1,
+            _ => 0,
+        }
     }
 }
 
@@ -98,6 +114,7 @@ impl Num for RBig {
     fn from_exact(q: &RBig) -> Option<Self> {
         Some(q.clone())
     }
+    const EXACT: bool = true;
 }
 
 macro_rules! float_num {
@@ -124,6 +141,7 @@ macro_rules! float_num {
             fn from_exact(q: &RBig) -> Option<Self> {
                 Some(q.$conv().value())
             }
+            const EXACT: bool = false;
         }
     };
 }
@@ -156,7 +174,11 @@ impl<T: Num> Coef<T> {
         match self {
             Coef::One => acc.add_ref(x),
             Coef::MinusOne => acc.sub_ref(x),
-            Coef::Other(c) => acc.add_ref(&c.mul_ref(x)),
+            Coef::Other(c) => match x.unit_sign() {
+                1 => acc.add_ref(c),
+                -1 => acc.sub_ref(c),
+                _ => acc.add_ref(&c.mul_ref(x)),
+            },
         }
     }
 }
@@ -264,34 +286,157 @@ impl<T: Num> FfnPlan<T> {
         Some(FfnPlan { units, outs })
     }
 
-    fn apply(&self, z: &mut [T], h: &mut Vec<T>) {
-        h.clear();
-        for (terms, bias) in &self.units {
-            let mut pre = bias.clone();
-            for (r, w) in terms {
-                w.mul_add(&mut pre, &z[*r as usize]);
-            }
-            h.push(if pre.is_negative() { T::zero() } else { pre });
+    /// Hidden unit k: ReLU(W_1[k]·z + b_1[k]), reading register r from `g`
+    /// when bit r of `from_g` is set and from `z` otherwise.
+    fn unit_value(&self, k: usize, g: &[T], z: &[T], from_g: u64) -> T {
+        let (terms, bias) = &self.units[k];
+        let mut pre = bias.clone();
+        for (r, w) in terms {
+            let r = *r as usize;
+            let x = if r < 64 && from_g >> r & 1 == 1 { &g[r] } else { &z[r] };
+            w.mul_add(&mut pre, x);
         }
-        for (r, groups, bias) in &self.outs {
-            let mut delta = T::zero();
-            for (w, members) in groups {
-                let mut acc = T::zero();
-                for (k, neg) in members {
-                    if *neg {
-                        acc.sub_ref(&h[*k as usize]);
-                    } else {
-                        acc.add_ref(&h[*k as usize]);
-                    }
-                }
-                if !acc.is_zero() {
-                    w.mul_add(&mut delta, &acc);
-                }
-            }
-            delta.add_ref(bias);
-            z[*r as usize].add_ref(&delta);
+        if pre.is_negative() {
+            T::zero()
+        } else {
+            pre
         }
     }
+
+    /// z[r] += (W_2 h + b_2)[r] for output entry `oi`, unit values from `hv`.
+    /// Exact types add term by term into `target`; floats sum the delta
+    /// first, as a dense layer followed by the residual add would.
+    fn out_into<'h>(&self, oi: usize, target: &mut T, hv: impl Fn(usize) -> &'h T)
+    where
+        T: 'h,
+    {
+        let (_, groups, bias) = &self.outs[oi];
+        let mut delta_store = T::zero();
+        let delta: &mut T = if T::EXACT { &mut *target } else { &mut delta_store };
+        for (w, members) in groups {
+            if let [(k, neg)] = members.as_slice() {
+                let h = hv(*k as usize);
+                if h.is_zero() {
+                    continue;
+                }
+                match (w, neg) {
+                    (Coef::One, false) | (Coef::MinusOne, true) => delta.add_ref(h),
+                    (Coef::One, true) | (Coef::MinusOne, false) => delta.sub_ref(h),
+                    (w, false) => w.mul_add(delta, h),
+                    (w, true) => {
+                        let mut m = T::zero();
+                        m.sub_ref(h);
+                        w.mul_add(delta, &m);
+                    }
+                }
+                continue;
+            }
+            let mut acc = T::zero();
+            for (k, neg) in members {
+                if *neg {
+                    acc.sub_ref(hv(*k as usize));
+                } else {
+                    acc.add_ref(hv(*k as usize));
+                }
+            }
+            if !acc.is_zero() {
+                w.mul_add(delta, &acc);
+            }
+        }
+        if !bias.is_zero() {
+            delta.add_ref(bias);
+        }
+        if !T::EXACT {
+            target.add_ref(&delta_store);
+        }
+        // (for exact types delta_store stayed zero)
+    }
+
+    /// z ← z + W_2 ReLU(W_1 z + b_1) + b_2
+    fn apply(&self, z: &mut [T], h: &mut Vec<T>) {
+        h.clear();
+        for k in 0..self.units.len() {
+            h.push(self.unit_value(k, z, z, 0));
+        }
+        for oi in 0..self.outs.len() {
+            let r = self.outs[oi].0 as usize;
+            self.out_into(oi, &mut z[r], |k| &h[k]);
+        }
+    }
+
+    /// Registers read by the update of each register (its own old value,
+    /// and the inputs of every unit feeding it), as bit masks; None if the
+    /// width exceeds 64.
+    fn read_masks(&self, m: usize) -> Option<Vec<u64>> {
+        if m > 64 {
+            return None;
+        }
+        let unit_mask: Vec<u64> = self.units.iter().map(|(t, _)| t.iter().fold(0u64, |a, (r, _)| a | 1 << r)).collect();
+        let mut out = vec![0u64; m];
+        for (r, groups, _) in &self.outs {
+            let mut mask = 1u64 << r;
+            for (_, members) in groups {
+                for (k, _) in members {
+                    mask |= unit_mask[*k as usize];
+                }
+            }
+            out[*r as usize] |= mask;
+        }
+        Some(out)
+    }
+
+    /// One layer of split evaluation (see [`SharedTail`]): units that read
+    /// only shared registers are computed once on `g`; the rest per column.
+    fn split(&self, shared: u64) -> SplitLayer {
+        let unit_shared: Vec<bool> = self.units.iter().map(|(t, _)| t.iter().all(|(r, _)| *r < 64 && shared >> r & 1 == 1)).collect();
+        let is_shared_reg = |oi: &usize| shared >> self.outs[*oi].0 & 1 == 1;
+        SplitLayer {
+            shared_units: (0..self.units.len()).filter(|&k| unit_shared[k]).collect(),
+            private_units: (0..self.units.len()).filter(|&k| !unit_shared[k]).collect(),
+            shared_outs: (0..self.outs.len()).filter(is_shared_reg).collect(),
+            private_outs: (0..self.outs.len()).filter(|oi| !is_shared_reg(oi)).collect(),
+            unit_shared,
+        }
+    }
+
+    /// One layer of split evaluation (see [`ExactEngine::shared_tail`]):
+    /// units that read only shared registers are computed once on `g`, the
+    /// rest once per column; shared registers are then updated on `g`.
+    fn apply_split(&self, shared: u64, sl: &SplitLayer, g: &mut [T], cols: &mut [Vec<T>], hs: &mut Vec<T>, hp: &mut Vec<T>) {
+        hs.clear();
+        hs.resize(self.units.len(), T::zero());
+        for &k in &sl.shared_units {
+            hs[k] = self.unit_value(k, g, g, u64::MAX);
+        }
+        if !sl.private_outs.is_empty() {
+            hp.clear();
+            hp.resize(self.units.len(), T::zero());
+            for z in cols.iter_mut() {
+                for &k in &sl.private_units {
+                    hp[k] = self.unit_value(k, g, z, shared);
+                }
+                for &oi in &sl.private_outs {
+                    let r = self.outs[oi].0 as usize;
+                    self.out_into(oi, &mut z[r], |k| if sl.unit_shared[k] { &hs[k] } else { &hp[k] });
+                }
+            }
+        }
+        for &oi in &sl.shared_outs {
+            // Closure guarantees every unit feeding r is a shared unit.
+            let r = self.outs[oi].0 as usize;
+            self.out_into(oi, &mut g[r], |k| &hs[k]);
+        }
+    }
+}
+
+/// Unit and output indices of one layer under a shared-register split.
+#[derive(Debug, Clone)]
+struct SplitLayer {
+    unit_shared: Vec<bool>,
+    shared_units: Vec<usize>,
+    private_units: Vec<usize>,
+    shared_outs: Vec<usize>,
+    private_outs: Vec<usize>,
 }
 
 /// One attention head, compiled.
@@ -333,11 +478,19 @@ pub trait Engine: Sync {
     type Scratch: Default + Send;
     fn embed(&self, tok: &TokenValue, pos: usize) -> Self::Col;
     fn ffn(&self, block: usize, col: &mut Self::Col, scratch: &mut Self::Scratch);
-    fn attention(&self, block: usize, cols: &mut [Self::Col]) -> Result<(), ModelError>;
+    /// Attention of `block` over all columns of one sequence; returns the
+    /// updated `targets` columns (the others are not needed by the caller).
+    fn attention(&self, block: usize, cols: &[Self::Col], targets: &[usize]) -> Result<Vec<Self::Col>, ModelError>;
     fn readout(&self, col: &Self::Col) -> Pred;
     fn key(&self, col: &Self::Col) -> Self::Key;
     /// The column rounded to f64, for divergence traces.
     fn to_f64(&self, col: &Self::Col) -> Vec<f64>;
+    /// Runs blocks `tail_start..` and the readout on `states` with work
+    /// shared between columns where that is exact ([`ExactEngine`] only);
+    /// None to use the plain per-column loop.
+    fn shared_tail(&self, _tail_start: usize, _states: &[&Self::Col], _progress: &dyn Progress) -> Option<Vec<Pred>> {
+        None
+    }
 }
 
 /// Shared compiled parts of a model in scalar type `T`.
@@ -419,12 +572,13 @@ impl<T: Num> Compiled<T> {
 /// attention weights (None: not representable in `T`).
 fn attention_field<T: Num>(
     heads: &[HeadPlan<T>],
-    cols: &mut [Vec<T>],
+    cols: &[Vec<T>],
+    targets: &[usize],
     div: impl Fn(&T, usize) -> T,
     weights: impl Fn(&[T]) -> Option<Vec<T>>,
-) -> Option<()> {
+) -> Option<Vec<Vec<T>>> {
     let n = cols.len();
-    let mut deltas: Vec<Vec<T>> = vec![vec![T::zero(); cols.first().map_or(0, Vec::len)]; n];
+    let mut deltas: Vec<Vec<T>> = vec![vec![T::zero(); cols.first().map_or(0, Vec::len)]; targets.len()];
     for h in heads {
         if h.wo.is_zero() || h.wv.is_zero() {
             continue; // W_O W_V Z = 0 exactly.
@@ -441,9 +595,9 @@ fn attention_field<T: Num>(
                 }
             }
             let mean: Vec<T> = mean.iter().map(|a| div(a, n)).collect();
-            vec![mean; n]
+            vec![mean; targets.len()]
         } else {
-            let queries: Vec<Vec<T>> = cols.iter().map(|z| h.wq.apply(z)).collect();
+            let queries: Vec<Vec<T>> = targets.iter().map(|&j| h.wq.apply(&cols[j])).collect();
             let mut out = Vec::with_capacity(n);
             for q in &queries {
                 let scores: Vec<T> = keys
@@ -473,31 +627,38 @@ fn attention_field<T: Num>(
             }
         }
     }
-    for (z, d) in cols.iter_mut().zip(deltas) {
-        for (a, b) in z.iter_mut().zip(&d) {
-            a.add_ref(b);
-        }
-    }
-    Some(())
+    Some(
+        targets
+            .iter()
+            .zip(deltas)
+            .map(|(&j, d)| {
+                let mut z = cols[j].clone();
+                for (a, b) in z.iter_mut().zip(&d) {
+                    a.add_ref(b);
+                }
+                z
+            })
+            .collect(),
+    )
 }
 
 /// A column of the exact engine: integers while everything is integral.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ExactCol {
-    Int(Vec<IBig>),
+    Int(Vec<Int>),
     Rat(Vec<RBig>),
 }
 
 impl ExactCol {
     fn to_rat(&self) -> Vec<RBig> {
         match self {
-            ExactCol::Int(z) => z.iter().map(|v| RBig::from(v.clone())).collect(),
+            ExactCol::Int(z) => z.iter().map(|v| RBig::from(v.to_ibig())).collect(),
             ExactCol::Rat(z) => z.clone(),
         }
     }
     fn from_rat(z: Vec<RBig>) -> ExactCol {
         if z.iter().all(|v| v.denominator() == &UBig::ONE) {
-            ExactCol::Int(z.into_iter().map(|v| v.into_parts().0).collect())
+            ExactCol::Int(z.into_iter().map(|v| Int::from_ibig(v.into_parts().0)).collect())
         } else {
             ExactCol::Rat(z)
         }
@@ -506,9 +667,14 @@ impl ExactCol {
 
 /// Exact evaluation in integers and rationals.
 pub struct ExactEngine {
+    width: usize,
+    /// Integer head plans for blocks whose attention weights are integral.
+    int_heads: Vec<Option<Vec<HeadPlan<Int>>>>,
+    /// Use register-closure sharing in the tail (see [`ExactEngine::shared_tail`]).
+    sharing: bool,
     rat: Compiled<RBig>,
     /// Integer FFN plans where all weights of the block are integers.
-    ffn_int: Vec<Option<FfnPlan<IBig>>>,
+    ffn_int: Vec<Option<FfnPlan<Int>>>,
     ffn_rat: Vec<FfnPlan<RBig>>,
 }
 
@@ -517,14 +683,117 @@ impl ExactEngine {
         let rat = Compiled::compile(model).expect("rationals represent every weight");
         let ffn_int = model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true)).collect();
         let ffn_rat = model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true).expect("rational plan")).collect();
-        ExactEngine { rat, ffn_int, ffn_rat }
+        let int_heads = model
+            .weights
+            .blocks
+            .iter()
+            .map(|b| {
+                b.heads
+                    .iter()
+                    .map(|h| Some(HeadPlan { wq: Lin::compile(&h.wq)?, wk: Lin::compile(&h.wk)?, wv: Lin::compile(&h.wv)?, wo: Lin::compile(&h.wo)? }))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .collect();
+        ExactEngine { width: model.config.width, int_heads, sharing: true, rat, ffn_int, ffn_rat }
+    }
+
+    /// Fast exact path for integer columns whose keys are all equal (constant
+    /// scores, weights exactly 1/n): values are summed as integers and divided
+    /// once. None when it does not apply (the general rational path is used).
+    fn uniform_int_attention(&self, block: usize, cols: &[ExactCol], targets: &[usize]) -> Option<Vec<ExactCol>> {
+        let heads = self.int_heads[block].as_ref()?;
+        let z: Vec<&Vec<Int>> = cols
+            .iter()
+            .map(|c| match c {
+                ExactCol::Int(z) => Some(z),
+                ExactCol::Rat(_) => None,
+            })
+            .collect::<Option<_>>()?;
+        let n = z.len();
+        let mut delta: Vec<RBig> = vec![RBig::ZERO; self.width];
+        for (h, rh) in heads.iter().zip(&self.rat.heads[block]) {
+            if h.wo.is_zero() || h.wv.is_zero() {
+                continue;
+            }
+            let k0 = h.wk.apply(z[0]);
+            if !z.iter().all(|c| h.wk.apply(c) == k0) {
+                return None;
+            }
+            let mut sum = h.wv.apply(z[0]);
+            for c in &z[1..] {
+                for (a, b) in sum.iter_mut().zip(h.wv.apply(c)) {
+                    a.add_assign(&b);
+                }
+            }
+            let mean: Vec<RBig> = sum.iter().map(|v| RBig::from(v.to_ibig()) / RBig::from(n)).collect();
+            for (d, v) in delta.iter_mut().zip(rh.wo.apply(&mean)) {
+                *d = &*d + &v;
+            }
+        }
+        Some(
+            targets
+                .iter()
+                .map(|&j| {
+                    let zr: Vec<RBig> = z[j].iter().zip(&delta).map(|(a, d)| if d.is_zero() { RBig::from(a.to_ibig()) } else { RBig::from(a.to_ibig()) + d }).collect();
+                    ExactCol::from_rat(zr)
+                })
+                .collect(),
+        )
+    }
+
+    /// The same engine with tail sharing switched off: every column runs every
+    /// layer on its own. Used to test that sharing changes nothing.
+    pub fn without_sharing(model: &Model) -> Self {
+        ExactEngine { sharing: false, ..ExactEngine::new(model) }
+    }
+
+    /// Chooses the split layer `a` and the shared register set S for blocks
+    /// `tail_start..`: P = forward closure of the registers that vary across
+    /// `cols` under "is updated from" in blocks a.., S = the rest, so S is
+    /// closed (an S register never reads a P register). Picks the `a` where S
+    /// covers the most registers that are still written. Returns (a, S mask).
+    fn choose_split(&self, plans: &[&FfnPlan<Int>], cols: &[Vec<Int>]) -> Option<(usize, u64)> {
+        let m = self.width;
+        let masks: Vec<Vec<u64>> = plans.iter().map(|p| p.read_masks(m)).collect::<Option<_>>()?;
+        let first = cols.first()?;
+        let seed = (0..m).filter(|&r| cols.iter().any(|z| z[r] != first[r])).fold(0u64, |a, r| a | 1 << r);
+        let full = if m == 64 { u64::MAX } else { (1u64 << m) - 1 };
+        let mut suffix = vec![0u64; m];
+        let mut written = 0u64;
+        let mut best: Option<(u32, usize, u64)> = None;
+        for a in (0..plans.len()).rev() {
+            for r in 0..m {
+                suffix[r] |= masks[a][r];
+                if masks[a][r] != 0 {
+                    written |= 1 << r;
+                }
+            }
+            let mut p = seed;
+            loop {
+                let before = p;
+                for (r, sfx) in suffix.iter().enumerate() {
+                    if sfx & p != 0 {
+                        p |= 1 << r;
+                    }
+                }
+                if p == before {
+                    break;
+                }
+            }
+            let shared = full & !p;
+            let score = (shared & written).count_ones();
+            if score > 0 && best.is_none_or(|(s, _, _)| score >= s) {
+                best = Some((score, a, shared));
+            }
+        }
+        best.map(|(_, a, s)| (a, s))
     }
 }
 
 impl Engine for ExactEngine {
     type Col = ExactCol;
     type Key = ExactCol;
-    type Scratch = (Vec<IBig>, Vec<RBig>);
+    type Scratch = (Vec<Int>, Vec<RBig>);
 
     fn embed(&self, tok: &TokenValue, pos: usize) -> ExactCol {
         // f64 → RBig is exact (every finite double is a dyadic rational).
@@ -543,16 +812,20 @@ impl Engine for ExactEngine {
         }
     }
 
-    fn attention(&self, block: usize, cols: &mut [ExactCol]) -> Result<(), ModelError> {
+    fn attention(&self, block: usize, cols: &[ExactCol], targets: &[usize]) -> Result<Vec<ExactCol>, ModelError> {
         let heads = &self.rat.heads[block];
         if heads.is_empty() {
-            return Ok(());
+            return Ok(targets.iter().map(|&j| cols[j].clone()).collect());
         }
-        let mut z: Vec<Vec<RBig>> = cols.iter().map(ExactCol::to_rat).collect();
+        if let Some(out) = self.uniform_int_attention(block, cols, targets) {
+            return Ok(out);
+        }
+        let z: Vec<Vec<RBig>> = cols.iter().map(ExactCol::to_rat).collect();
         let kind = self.rat.kind;
-        attention_field(
+        let out = attention_field(
             heads,
-            &mut z,
+            &z,
+            targets,
             |a, n| a / RBig::from(n),
             |scores| {
                 let max = scores.iter().max()?;
@@ -568,10 +841,7 @@ impl Engine for ExactEngine {
             },
         )
         .ok_or(ModelError::InexactSoftmax { block })?;
-        for (c, zz) in cols.iter_mut().zip(z) {
-            *c = ExactCol::from_rat(zz);
-        }
-        Ok(())
+        Ok(out.into_iter().map(ExactCol::from_rat).collect())
     }
 
     fn readout(&self, col: &ExactCol) -> Pred {
@@ -584,6 +854,76 @@ impl Engine for ExactEngine {
 
     fn key(&self, col: &ExactCol) -> ExactCol {
         col.clone()
+    }
+
+    /// Register-closure sharing. From the split layer `a` on, the shared
+    /// registers S are updated only from S registers (checked on the stored
+    /// weights by [`ExactEngine::choose_split`]), so columns whose S values
+    /// agree at `a` have identical S trajectories: S runs once per group of
+    /// such columns, the other registers once per column, reading their
+    /// group's S values. The result is exactly the per-column computation.
+    fn shared_tail(&self, tail_start: usize, states: &[&ExactCol], progress: &dyn Progress) -> Option<Vec<Pred>> {
+        if !self.sharing || states.is_empty() {
+            return None;
+        }
+        let plans: Vec<&FfnPlan<Int>> = self.ffn_int[tail_start..].iter().map(Option::as_ref).collect::<Option<_>>()?;
+        let mut cols: Vec<Vec<Int>> = states
+            .iter()
+            .map(|c| match c {
+                ExactCol::Int(z) => Some(z.clone()),
+                ExactCol::Rat(_) => None,
+            })
+            .collect::<Option<_>>()?;
+        let (a, shared) = self.choose_split(&plans, &cols)?;
+        let t0 = std::time::Instant::now();
+        progress.start("tail, per column", cols.len() as u64);
+        cols.par_iter_mut().for_each_init(Vec::new, |h, z| {
+            for p in &plans[..a] {
+                p.apply(z, h);
+            }
+            progress.inc(1);
+        });
+        let mut groups: HashMap<Vec<Int>, Vec<usize>> = HashMap::new();
+        for (i, z) in cols.iter().enumerate() {
+            let key: Vec<Int> = (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| z[r].clone()).collect();
+            groups.entry(key).or_default().push(i);
+        }
+        let groups: Vec<Vec<usize>> = groups.into_values().collect();
+        if std::env::var_os("MEMCAP_DEBUG").is_some() { eprintln!("split a={a} of {} shared={shared:b} groups={} per-column {:.2}s", plans.len(), groups.len(), t0.elapsed().as_secs_f64()); }
+        let split: Vec<SplitLayer> = plans[a..].iter().map(|p| p.split(shared)).collect();
+        progress.start("tail, shared groups", cols.len() as u64);
+        let cols = &cols;
+        let results: Vec<Vec<(usize, Pred)>> = groups
+            .par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(hs, hp), members| {
+                    let mut g = cols[members[0]].clone();
+                    let mut mine: Vec<Vec<Int>> = members.iter().map(|&i| cols[i].clone()).collect();
+                    for (p, sl) in plans[a..].iter().zip(&split) {
+                        p.apply_split(shared, sl, &mut g, &mut mine, hs, hp);
+                    }
+                    progress.inc(members.len() as u64);
+                    members
+                        .iter()
+                        .zip(mine)
+                        .map(|(&i, mut z)| {
+                            for (r, zr) in z.iter_mut().enumerate() {
+                                if shared >> r & 1 == 1 {
+                                    *zr = g[r].clone();
+                                }
+                            }
+                            (i, self.readout(&ExactCol::Int(z)))
+                        })
+                        .collect()
+                },
+            )
+            .collect();
+        let mut out: Vec<Option<Pred>> = vec![None; cols.len()];
+        for (i, p) in results.into_iter().flatten() {
+            out[i] = Some(p);
+        }
+        out.into_iter().collect()
     }
 
     fn to_f64(&self, col: &ExactCol) -> Vec<f64> {
@@ -647,11 +987,12 @@ impl<F: Float> Engine for FloatEngine<F> {
     fn ffn(&self, block: usize, col: &mut Vec<F>, scratch: &mut Vec<F>) {
         self.ffn[block].apply(col, scratch);
     }
-    fn attention(&self, block: usize, cols: &mut [Vec<F>]) -> Result<(), ModelError> {
+    fn attention(&self, block: usize, cols: &[Vec<F>], targets: &[usize]) -> Result<Vec<Vec<F>>, ModelError> {
         let kind = self.c.kind;
-        attention_field(
+        let out = attention_field(
             &self.c.heads[block],
             cols,
+            targets,
             |a, n| *a * (F::of_f64(1.0) / F::of_f64(n as f64)),
             |scores| {
                 let max = scores.iter().copied().fold(scores[0], |a, b| if b > a { b } else { a });
@@ -666,7 +1007,7 @@ impl<F: Float> Engine for FloatEngine<F> {
                 Some(w.iter().map(|x| *x / sum).collect())
             },
         );
-        Ok(())
+        Ok(out.expect("float attention always has weights"))
     }
     fn readout(&self, col: &Vec<F>) -> Pred {
         let mut out = self.c.readout.apply(col).pop().unwrap_or(F::zero());
@@ -806,17 +1147,11 @@ pub fn run<E: Engine>(engine: &E, model: &Model, prep: &Prepared, progress: &dyn
                 .map_init(E::Scratch::default, |scratch, s| {
                     let mut cols: Vec<E::Col> = (0..n).map(|k| prefix[col_of(s, k)].clone()).collect();
                     for b in first..=last {
-                        engine.attention(b, &mut cols)?;
-                        if b == last {
-                            let mut kept: Vec<E::Col> = prep.needed.iter().map(|&k| cols[k].clone()).collect();
-                            for z in &mut kept {
-                                engine.ffn(b, z, scratch);
-                            }
-                            cols = kept;
-                        } else {
-                            for z in &mut cols {
-                                engine.ffn(b, z, scratch);
-                            }
+                        // After the last attention block only the claimed positions are read.
+                        let targets: Vec<usize> = if b == last { prep.needed.clone() } else { (0..n).collect() };
+                        cols = engine.attention(b, &cols, &targets)?;
+                        for z in &mut cols {
+                            engine.ffn(b, z, scratch);
                         }
                     }
                     progress.inc(1);
@@ -844,8 +1179,11 @@ pub fn run<E: Engine>(engine: &E, model: &Model, prep: &Prepared, progress: &dyn
         })
         .collect();
     drop(state_ids);
-    progress.start("token-wise tail", states.len() as u64);
-    let outs: Vec<Pred> = states
+    let outs: Vec<Pred> = match engine.shared_tail(tail_start, &states, progress) {
+        Some(outs) => outs,
+        None => {
+            progress.start("token-wise tail", states.len() as u64);
+            states
         .par_iter()
         .map_init(E::Scratch::default, |scratch, c| {
             let mut z = (*c).clone();
@@ -855,7 +1193,9 @@ pub fn run<E: Engine>(engine: &E, model: &Model, prep: &Prepared, progress: &dyn
             progress.inc(1);
             engine.readout(&z)
         })
-        .collect();
+        .collect()
+        }
+    };
     let preds = seq_of.iter().map(|&u| state_of[u].iter().map(|&s| outs[s].clone()).collect()).collect();
     Ok(RunOutput { preds, distinct_sequences: uniq.len(), distinct_tokens: col_list.len(), distinct_tail_states: states.len() })
 }
@@ -867,8 +1207,9 @@ pub fn trace<E: Engine>(engine: &E, model: &Model, tokens: &[TokenValue], needed
     let mut scratch = E::Scratch::default();
     let mut cols: Vec<E::Col> = tokens.iter().enumerate().map(|(k, t)| engine.embed(t, k)).collect();
     let mut out = vec![needed.iter().map(|&k| cols[k].clone()).collect()];
+    let all: Vec<usize> = (0..cols.len()).collect();
     for b in 0..model.config.blocks {
-        engine.attention(b, &mut cols)?;
+        cols = engine.attention(b, &cols, &all)?;
         for z in &mut cols {
             engine.ffn(b, z, &mut scratch);
         }

@@ -28,6 +28,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gen;
+pub mod int;
 pub mod model;
 pub mod parse;
 pub mod verify;

@@ -1,0 +1,37 @@
+//! Model → safetensors with dense f64 weights in PyTorch layout
+//! (`[out, in]` matrices, names as in [`memcap_core::Model::tensors`]), and
+//! the config as metadata. f64 rounds big weights: whether the file is
+//! float-exact is recorded in the metadata (`float_exact`).
+
+use anyhow::Result;
+use memcap_core::Model;
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+
+/// Serializes `model` as safetensors bytes.
+pub fn to_safetensors(model: &Model) -> Result<Vec<u8>> {
+    let tensors = model.tensors();
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let bytes = t.to_dense_f64().iter().flat_map(|v| v.to_le_bytes()).collect();
+            // Bias vectors are stored as [n]; matrices as [rows, cols].
+            let shape = if name.ends_with(".bias") { vec![t.rows * t.cols] } else { vec![t.rows, t.cols] };
+            (name.clone(), shape, bytes)
+        })
+        .collect();
+    let views = data
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let acc = model.accounting();
+    let meta: HashMap<String, String> = [
+        ("format".to_string(), "memcap-safetensors".to_string()),
+        ("config".to_string(), serde_json::to_string(&model.config)?),
+        ("weights_inexact_f64".to_string(), acc.weights_inexact_f64.to_string()),
+        ("float_exact_weights".to_string(), (acc.weights_inexact_f64 == 0).to_string()),
+    ]
+    .into_iter()
+    .collect();
+    Ok(safetensors::tensor::serialize(views, &Some(meta))?)
+}
