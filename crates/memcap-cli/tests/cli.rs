@@ -1,0 +1,137 @@
+//! The `memcap` binary, run as a user would: exit codes (0 ok, 1 not
+//! memorized, 2 error), error messages naming file and line, no partial
+//! output on failure, JSON output, and the safetensors export.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn memcap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memcap")).args(args).output().expect("runs")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("memcap-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn gen_construct_verify_round_trip() {
+    let d = tmpdir("round");
+    let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
+    let o = memcap(&["gen", "-N", "300", "-n", "6", "--vocab", "50", "--classes", "8", "--seed", "3", "-o", s(&data)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = memcap(&["construct", s(&data), "-o", s(&model)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("params nonzero"));
+    assert!(d.join("model.safetensors").exists());
+    let o = memcap(&["verify", s(&model), s(&data), "--exact", "--f64", "--f32"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("exact  memorized 300/300"), "{}", stdout(&o));
+    // JSON output is machine-readable and carries the accounting.
+    let o = memcap(&["verify", s(&model), s(&data), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["results"][0]["report"]["memorized"], 300);
+    assert!(v["accounting"]["params_nonzero"].as_u64().unwrap() > 0);
+    let o = memcap(&["inspect", s(&model), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["config"]["task"], "next-token");
+}
+
+#[test]
+fn wrong_labels_exit_with_code_1() {
+    let d = tmpdir("wrong");
+    let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
+    assert!(memcap(&["gen", "-N", "50", "-n", "4", "--vocab", "20", "--classes", "4", "-o", s(&data)]).status.success());
+    assert!(memcap(&["construct", s(&data), "-o", s(&model)]).status.success());
+    // Change one label: the model memorized the old one.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let rec: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    let y = rec["label"].as_u64().unwrap();
+    lines[1] = lines[1].replace(&format!("\"label\":{y}"), &format!("\"label\":{}", (y + 1) % 4));
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let o = memcap(&["verify", s(&model), s(&data)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("memorized 49/50"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("line 2, position 4"), "{}", stdout(&o));
+}
+
+#[test]
+fn bad_input_exits_2_names_file_and_line_and_writes_nothing() {
+    let d = tmpdir("bad");
+    let (data, model) = (d.join("bad.jsonl"), d.join("model.json"));
+    std::fs::write(&data, "{\"tokens\":[1,2,3],\"label\":0}\n{\"tokens\":[1,2],\"label\":1}\n").unwrap();
+    let o = memcap(&["construct", s(&data), "-o", s(&model)]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("bad.jsonl: line 2: sequence has length 2"), "{err}");
+    assert!(!model.exists() && !d.join("model.safetensors").exists());
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temp files left behind");
+
+    std::fs::write(&data, "{\"tokens\":[1,2,3],\"label\":0}\n{\"tokens\":[2,1,3],\"label\":1}\n").unwrap();
+    let o = memcap(&["construct", s(&data), "-o", s(&model)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("line 1 and line 2"), "{}", stderr(&o));
+    // --dedupe majority keeps one label and reports the cap.
+    let o = memcap(&["construct", s(&data), "-o", s(&model), "--dedupe", "majority", "--verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("best achievable accuracy 50.00%"), "{}", stderr(&o));
+
+    let o = memcap(&["verify", s(&d.join("missing.json")), s(&data)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
+}
+
+/// Export round-trip: the safetensors file holds every stored tensor with the
+/// f64 value of each exact weight, in [out, in] layout.
+#[test]
+fn safetensors_export_holds_the_f64_weights() {
+    let d = tmpdir("st");
+    let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
+    assert!(memcap(&["gen", "-N", "40", "-n", "3", "--vocab", "10", "--classes", "3", "-o", s(&data)]).status.success());
+    assert!(memcap(&["construct", s(&data), "-o", s(&model)]).status.success());
+    let m = memcap_core::Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let bytes = std::fs::read(d.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (name, t) in m.tensors() {
+        let view = st.tensor(&name).unwrap_or_else(|_| panic!("{name} missing"));
+        assert_eq!(view.dtype(), safetensors::Dtype::F64);
+        let vals: Vec<f64> = view.data().chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(vals, t.to_dense_f64(), "{name}");
+    }
+}
+
+#[test]
+fn text_windows_with_learned_positions() {
+    let d = tmpdir("text");
+    let (txt, data, model) = (d.join("t.txt"), d.join("data.jsonl"), d.join("model.json"));
+    std::fs::write(&txt, "dog bites man. man bites dog. the dog bites the man.").unwrap();
+    let o = memcap(&["gen", "--text", s(&txt), "-n", "5", "--positional", "learned", "-o", s(&data)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("best achievable accuracy"), "{}", stderr(&o));
+    let o = memcap(&["construct", s(&data), "-o", s(&model), "--positional", "learned", "--verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("M2: learned positions"), "{}", stdout(&o));
+}
+
+#[test]
+fn demo_runs_and_memorizes() {
+    let o = memcap(&["demo", "-N", "200", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verify"][0]["memorized"], 200);
+    assert_eq!(v["verify"][0]["arithmetic"], "exact");
+}

@@ -1,0 +1,195 @@
+//! Datasets, consistency (permutation equivariance, paper-notes §4), the
+//! model file format and the parameter accounting (§7.7).
+
+use memcap_core::construct::{construct, ConstructConfig};
+use memcap_core::data::{Dataset, Dedupe, Inputs, Labels, Positional, Task};
+use memcap_core::error::{DataError, Origin};
+use memcap_core::eval::NoProgress;
+use memcap_core::gen::{generate, text_windows, GenConfig, GenKind, TextUnit};
+use memcap_core::model::Model;
+use memcap_core::parse::{parse_csv, parse_jsonl, to_jsonl, ParseOptions};
+use memcap_core::verify::{first_divergence, verify, Arith};
+use memcap_core::{ConstructError, ModelError};
+
+fn jsonl(s: &str) -> Result<Dataset, DataError> {
+    parse_jsonl(s, ParseOptions::default())
+}
+
+#[test]
+fn parse_errors_name_the_line() {
+    let e = jsonl("{\"tokens\":[1,2],\"label\":0}\n\n{\"tokens\":[1],\"label\":1}\n").unwrap_err();
+    assert_eq!(e, DataError::Ragged { at: Origin { index: 1, line: Some(3) }, expected: 2, got: 1 });
+    assert!(e.to_string().starts_with("line 3:"), "{e}");
+    let e = jsonl("{\"tokens\":[1,2],\"label\":0}\n{\"tokens\":[1,2],\"label\":-1}\n").unwrap_err();
+    assert!(matches!(e, DataError::Parse { line: 2, .. }), "{e}");
+    let e = jsonl("{\"tokens\":[1,2],\"label\":0}\nnot json\n").unwrap_err();
+    assert!(matches!(e, DataError::Parse { line: 2, .. }), "{e}");
+    let e = parse_jsonl("{\"tokens\":[1,2],\"label\":5}\n", ParseOptions { vocab: None, num_classes: Some(3) }).unwrap_err();
+    assert!(matches!(e, DataError::LabelOutOfRange { label: 5, classes: 3, .. }), "{e}");
+    let e = parse_jsonl("{\"tokens\":[1,9],\"label\":0}\n", ParseOptions { vocab: Some(5), num_classes: None }).unwrap_err();
+    assert!(matches!(e, DataError::TokenOutOfRange { token: 9, vocab: 5, .. }), "{e}");
+    assert_eq!(jsonl("\n\n").unwrap_err(), DataError::Empty);
+    let e = jsonl("{\"tokens\":[[0.5,1]],\"label\":0}\n{\"tokens\":[[0.5]],\"label\":0}\n").unwrap_err();
+    assert!(matches!(e, DataError::DimMismatch { expected: 2, got: 1, .. }), "{e}");
+    let e = jsonl("{\"tokens\":[1,2],\"label\":0}\n{\"tokens\":[1,2],\"labels\":[0,1]}\n").unwrap_err();
+    assert!(matches!(e, DataError::MixedTask { .. }), "{e}");
+}
+
+#[test]
+fn non_finite_vector_values_are_rejected() {
+    let ds = Dataset {
+        inputs: Inputs::Vectors { d: 1, seqs: vec![vec![vec![f64::NAN]]] },
+        labels: Labels::NextToken(vec![0]),
+        num_classes: 2,
+        lines: Some(vec![7]),
+    };
+    assert!(matches!(ds.validate().unwrap_err(), DataError::NonFinite { at: Origin { line: Some(7), .. }, .. }));
+}
+
+#[test]
+fn csv_reads_both_tasks_and_rejects_bad_headers() {
+    let ds = parse_csv("# comment\ntok_0,tok_1,label\n3,1,2\n1,3,0\n", ParseOptions::default()).unwrap();
+    assert_eq!((ds.len(), ds.seq_len(), ds.task(), ds.input_dim()), (2, 2, Task::NextToken, 4));
+    let ds = parse_csv("tok_0,tok_1,lab_0,lab_1\n3,1,2,0\n", ParseOptions::default()).unwrap();
+    assert_eq!(ds.task(), Task::Seq2seq);
+    let e = parse_csv("tok_0,tok_2,label\n3,1,2\n", ParseOptions::default()).unwrap_err();
+    assert!(matches!(e, DataError::Parse { line: 1, .. }), "{e}");
+    let e = parse_csv("tok_0,label\n3,x\n", ParseOptions::default()).unwrap_err();
+    assert!(matches!(e, DataError::Parse { line: 2, .. }), "{e}");
+}
+
+#[test]
+fn jsonl_round_trip_keeps_the_dataset() {
+    let ds = generate(&GenConfig {
+        n_seqs: 30, seq_len: 3, vocab: 5, num_classes: 3, task: Task::Seq2seq,
+        kind: GenKind::Vectors { d: 2 }, positional: Positional::None, seed: 1,
+    })
+    .unwrap();
+    let back = jsonl(&to_jsonl(&ds)).unwrap();
+    assert_eq!(back.inputs, ds.inputs);
+    assert_eq!(back.labels, ds.labels);
+}
+
+/// Permutation equivariance: same multiset and same last token ⇒ same output,
+/// so different labels are an error that names both lines.
+#[test]
+fn permuted_sequences_with_different_labels_are_inconsistent() {
+    let text = "{\"tokens\":[1,2,3],\"label\":0}\n{\"tokens\":[2,1,3],\"label\":1}\n{\"tokens\":[3,2,1],\"label\":1}\n";
+    let ds = jsonl(text).unwrap();
+    let e = ds.check_consistency(Positional::None).unwrap_err();
+    match &e {
+        DataError::Inconsistent { a, b, label_a, label_b, .. } => {
+            assert_eq!((a.line, b.line, *label_a, *label_b), (Some(1), Some(2), 0, 1));
+        }
+        other => panic!("expected Inconsistent, got {other:?}"),
+    }
+    assert!(e.to_string().contains("line 1 and line 2"), "{e}");
+    // (3,2,1) ends in a different token: no conflict with (1,2,3).
+    // With positions, the two orders are different contexts.
+    assert!(ds.check_consistency(Positional::Learned).is_ok());
+    // The construction refuses with the same typed error.
+    assert!(matches!(construct(&ds, &ConstructConfig::default()), Err(ConstructError::Data(DataError::Inconsistent { .. }))));
+}
+
+#[test]
+fn seq2seq_equal_tokens_in_one_multiset_need_equal_labels() {
+    let ds = jsonl("{\"tokens\":[1,2,1],\"labels\":[0,1,2]}\n").unwrap();
+    assert!(matches!(ds.check_consistency(Positional::None), Err(DataError::Inconsistent { .. })));
+    assert!(ds.check_consistency(Positional::Learned).is_ok());
+}
+
+#[test]
+fn dedupe_majority_reports_the_best_achievable_accuracy() {
+    // Context (multiset {1,2}, last 2) occurs 3 times with labels 0, 0, 1.
+    let ds = jsonl(
+        "{\"tokens\":[1,2],\"label\":0}\n{\"tokens\":[1,2],\"label\":0}\n{\"tokens\":[1,2],\"label\":1}\n{\"tokens\":[2,1],\"label\":1}\n",
+    )
+    .unwrap();
+    let (kept, rep) = ds.resolve_conflicts(Positional::None, Dedupe::Majority).unwrap();
+    assert_eq!((rep.labels_total, rep.labels_in_conflict, rep.labels_removed), (4, 3, 1));
+    assert!((rep.best_accuracy - 0.75).abs() < 1e-12);
+    assert_eq!(kept.len(), 3);
+    let built = construct(&kept, &ConstructConfig::default()).unwrap();
+    let r = verify(&built.model, &kept, Arith::Exact, &NoProgress).unwrap();
+    assert_eq!(r.memorized, 3);
+}
+
+#[test]
+fn text_windows_label_the_next_byte() {
+    let td = text_windows(b"abcab", 2, TextUnit::Bytes).unwrap();
+    let ds = td.dataset;
+    assert_eq!(ds.len(), 3);
+    assert_eq!(ds.inputs, Inputs::Ids { vocab: 256, seqs: vec![vec![97, 98], vec![98, 99], vec![99, 97]] });
+    assert_eq!(ds.labels, Labels::NextToken(vec![99, 97, 98]));
+    let td = text_windows(b"the cat the dog", 1, TextUnit::Words).unwrap();
+    assert_eq!(td.words, ["the", "cat", "dog"]);
+    assert!(text_windows(b"ab", 2, TextUnit::Bytes).is_err());
+}
+
+fn small_model() -> (Model, Dataset) {
+    let ds = generate(&GenConfig {
+        n_seqs: 80, seq_len: 4, vocab: 12, num_classes: 5, task: Task::NextToken,
+        kind: GenKind::Ids, positional: Positional::None, seed: 11,
+    })
+    .unwrap();
+    (construct(&ds, &ConstructConfig::default()).unwrap().model, ds)
+}
+
+#[test]
+fn model_json_round_trip_is_exact() {
+    let (m, ds) = small_model();
+    let back = Model::from_json(&m.to_json()).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(verify(&back, &ds, Arith::Exact, &NoProgress).unwrap().memorized, ds.len());
+    let bumped = m.to_json().replacen("\"version\":1", "\"version\":99", 1);
+    assert_eq!(Model::from_json(&bumped).unwrap_err(), ModelError::Version { got: 99, supported: 1 });
+    assert!(matches!(Model::from_json("{\"format\":\"other\"}"), Err(ModelError::Invalid(_))));
+}
+
+/// §7.7: P_dense = (m d + m) + L (4 m s H + 2 m q + q + m) + (m + 1), checked
+/// against the shapes actually stored (zero-attention blocks store no heads
+/// but the fixed-width architecture still has their 4 m s H entries).
+#[test]
+fn dense_parameter_formula_matches_the_stored_model() {
+    let (m, _) = small_model();
+    let c = &m.config;
+    let stored: usize = m.tensors().iter().map(|(_, t)| t.rows * t.cols).sum();
+    let zero_heads = m.weights.blocks.iter().filter(|b| b.heads.is_empty()).count() * 4 * c.width * c.head_dim * c.heads;
+    assert_eq!(m.accounting().params_dense, (stored + zero_heads) as u64);
+    let nnz: usize = m.tensors().iter().map(|(_, t)| t.entries.len()).sum();
+    assert_eq!(m.accounting().params_nonzero, nnz as u64);
+}
+
+/// Floats never decide: a large model's f64 run loses examples and the
+/// divergence trace names where f64 first leaves the exact value.
+#[test]
+fn f64_diverges_on_wide_weights_and_the_trace_finds_where() {
+    let ds = generate(&GenConfig {
+        n_seqs: 2000, seq_len: 8, vocab: 500, num_classes: 16, task: Task::NextToken,
+        kind: GenKind::Ids, positional: Positional::None, seed: 0,
+    })
+    .unwrap();
+    let m = construct(&ds, &ConstructConfig::default()).unwrap().model;
+    assert!(m.accounting().weights_inexact_f64 > 0);
+    let exact = verify(&m, &ds, Arith::Exact, &NoProgress).unwrap();
+    let f64r = verify(&m, &ds, Arith::F64, &NoProgress).unwrap();
+    assert_eq!(exact.memorized, ds.len());
+    assert!(f64r.memorized < ds.len());
+    let div = first_divergence(&m, &ds, f64r.failures[0].example, Arith::F64).unwrap().expect("diverges");
+    assert!(div.stage.starts_with("block"), "{div:?}");
+}
+
+/// A tiny model whose weights and intermediates stay below 2^53 is
+/// float-exact: f64 reproduces every label.
+#[test]
+fn small_models_are_float_exact() {
+    let ds = generate(&GenConfig {
+        n_seqs: 6, seq_len: 2, vocab: 4, num_classes: 2, task: Task::NextToken,
+        kind: GenKind::Ids, positional: Positional::None, seed: 3,
+    })
+    .unwrap();
+    let m = construct(&ds, &ConstructConfig { code_bits: Some(4), ..Default::default() }).unwrap().model;
+    assert_eq!(m.accounting().weights_inexact_f64, 0);
+    assert_eq!(verify(&m, &ds, Arith::F64, &NoProgress).unwrap().memorized, ds.len());
+    assert!(first_divergence(&m, &ds, 0, Arith::F64).unwrap().is_none());
+}
