@@ -370,12 +370,23 @@ fn print_construction(built: &Construction, ds: &Dataset, secs: f64) {
     );
     for mem in &info.memorizers {
         println!(
-            "memorizer        {:<24} P = {}, ρ = {}, G = {}, B_u = {}, B_y = {}, depth = {}",
-            mem.role, mem.points, mem.rho, mem.groups, mem.b_u, mem.b_y, mem.depth
+            "memorizer        {:<24} P = {}, ρ = {}, G = {}, B_u = {}, B_y = {}, depth = {}, params {} nonzero / {} dense",
+            mem.role, mem.points, mem.rho, mem.groups, mem.b_u, mem.b_y, mem.depth, mem.params_nonzero, mem.params_dense
         );
     }
     println!("params dense     {}", acc.params_dense);
     println!("params nonzero   {}", acc.params_nonzero);
+    if info.memorizers.len() > 1 {
+        let (h, l) = (&info.memorizers[0], &info.memorizers[1]);
+        println!(
+            "params terms     hashing ω = {} units: {} nonzero (Õ(√ω)) + labels, {} keys: {} nonzero (Õ(√N)) + embedding/attention {}",
+            info.distinct_units,
+            h.params_nonzero,
+            l.points,
+            l.params_nonzero,
+            acc.params_nonzero as usize - h.params_nonzero - l.params_nonzero
+        );
+    }
     println!("lower bound      ~{:.0}  (order √(N/log2 N), §9.1; constants unknown)", lower_bound_params(ds.len()));
     println!("max weight bits  {}", acc.max_weight_bits);
     println!(
@@ -601,7 +612,11 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         print_construction(&built, &ds, secs);
         println!();
         for r in &reports {
-            print_verify(r, None);
+            let div = match (r.arithmetic, r.failures.first()) {
+                (Arith::Exact, _) | (_, None) => None,
+                (ar, Some(f)) => first_divergence(&model, &ds, f.example, ar).map_err(|e| InputError(e.to_string()))?,
+            };
+            print_verify(r, div.as_ref());
         }
         println!("\nOnly the exact run decides memorization; f64/f32 show what rounding the same weights does.");
     }

@@ -104,6 +104,11 @@ pub struct MemorizerInfo {
     pub b_y: usize,
     /// Layers (= Transformer blocks) it occupies.
     pub depth: usize,
+    /// Nonzero weights of its layers.
+    pub params_nonzero: usize,
+    /// Dense parameters of its blocks in the fixed-width architecture
+    /// (depth × per-block count, attention entries included).
+    pub params_dense: usize,
 }
 
 /// How the construction went: every derived constant, for reproducibility.
@@ -306,7 +311,10 @@ pub fn memorizer(
     accumulate(&mut f, 0);
     layers.push(f);
     debug_assert_eq!(layers.len(), depth);
-    Ok((layers, MemorizerInfo { role: role.to_string(), points: p, rho, groups: g, b_u, b_y, depth }))
+    let params_nonzero = layers.iter().map(|f| f.w1.entries.len() + f.b1.entries.len() + f.w2.entries.len() + f.b2.entries.len()).sum();
+    // Per block: 4 m s H attention entries (s = H = 1) + W_1, b_1, W_2, b_2.
+    let params_dense = depth * (4 * m + 2 * m * q + q + m);
+    Ok((layers, MemorizerInfo { role: role.to_string(), points: p, rho, groups: g, b_u, b_y, depth, params_nonzero, params_dense }))
 }
 
 /// Code units: what gets a token code (tokens, or (token, position) pairs).
