@@ -148,18 +148,26 @@ pub fn gen(a: GenArgs) -> Result<Outcome> {
                 UnitArg::Words => TextUnit::Words,
             };
             let td = gen::text_windows(&bytes, a.seq_len, unit).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+            // Conflicts in both model kinds: order-blind (no positions) and ordered.
+            for (mode, pos) in [("no positions (permutation-equivalent contexts)", Positional::None), ("learned positions (identical ordered contexts)", Positional::Learned)] {
+                let (_, rep) = td.dataset.resolve_conflicts(pos, Dedupe::Majority).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+                eprintln!(
+                    "conflicts with {mode}: {} of {} windows, best achievable accuracy {:.2}%",
+                    rep.labels_in_conflict,
+                    rep.labels_total,
+                    100.0 * rep.best_accuracy
+                );
+            }
             let (ds, rep) = td
                 .dataset
                 .resolve_conflicts(a.positional.into(), a.dedupe.into())
                 .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
             eprintln!(
-                "text windows: {} of length {}; {} in conflict ({} mode); kept {} (best achievable accuracy {:.2}%)",
-                rep.labels_total,
-                a.seq_len,
-                rep.labels_in_conflict,
-                if a.positional == PosArg::Learned { "ordered" } else { "permutation-equivalent" },
+                "wrote windows for {} mode: kept {} of {} (--dedupe {})",
+                if a.positional == PosArg::Learned { "learned-positions" } else { "no-positions" },
                 ds.len(),
-                100.0 * rep.best_accuracy
+                rep.labels_total,
+                if a.dedupe == DedupeArg::Majority { "majority" } else { "error" }
             );
             ds
         }
