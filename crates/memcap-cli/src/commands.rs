@@ -453,6 +453,9 @@ fn print_verify(r: &VerifyReport, div: Option<&memcap_core::verify::Divergence>)
         "{name:<6} memorized {}/{} (labels {}/{}) in {:.2} s  [distinct sequences {}, tokens {}, post-attention states {}]",
         r.memorized, r.examples, r.labels_correct, r.labels_total, r.seconds, r.distinct_sequences, r.distinct_tokens, r.distinct_tail_states
     );
+    if let Some(note) = &r.sharing {
+        println!("       shared work: {note}");
+    }
     for f in r.failures.iter().take(3) {
         let at = f.line.map_or(format!("example {}", f.example), |l| format!("line {l}"));
         let got = if f.got.len() > 40 { format!("{}…", &f.got[..40]) } else { f.got.clone() };

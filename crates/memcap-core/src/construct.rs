@@ -334,8 +334,10 @@ struct Units {
 fn build_units(ds: &Dataset, cfg: &ConstructConfig, random_id_codes: bool, rng: &mut ChaCha8Rng, attempts: &mut u32) -> Result<Units, ConstructError> {
     let (keys, tok_seqs) = ds.token_table();
     let n = ds.seq_len();
-    // Per distinct token: integer code, ≥ 2 apart.
-    let (tok_code, embed_row, embed_bias, projection): (Vec<IBig>, Vec<(usize, RBig)>, RBig, Option<Vec<i64>>) = match &ds.inputs {
+    // Per distinct token: integer code, ≥ 2 apart; the embedding row `tok`
+    // (as (column, value)), its bias, and the projection v for vectors.
+    type TokenCodes = (Vec<IBig>, Vec<(usize, RBig)>, RBig, Option<Vec<i64>>);
+    let (tok_code, embed_row, embed_bias, projection): TokenCodes = match &ds.inputs {
         Inputs::Ids { .. } => {
             let ids: Vec<u32> = keys.iter().map(|k| if let TokenKey::Id(i) = k { *i } else { 0 }).collect();
             *attempts += 1;

@@ -311,7 +311,7 @@ impl Dataset {
         let (_, seqs) = self.token_table();
         let labels = self.label_rows();
         let n = self.seq_len();
-        let mut members: HashMap<(Vec<u32>, u32), Vec<(usize, usize, u32)>> = HashMap::new();
+        let mut members: HashMap<Context, Vec<Slot>> = HashMap::new();
         let mut first_conflict = None;
         let (why_perm, why_ord, mode) = match positional {
             Positional::None => ("have the same multiset of tokens and the same", "", "without positional encoding"),
@@ -365,8 +365,14 @@ impl Dataset {
     }
 }
 
+/// What the model sees of one labelled slot: the context (multiset or ordered
+/// sequence, as token indices) and the token (or position) at the slot.
+type Context = (Vec<u32>, u32);
+/// One labelled slot: (example, position, label).
+type Slot = (usize, usize, u32);
+
 struct Groups {
-    members: HashMap<(Vec<u32>, u32), Vec<(usize, usize, u32)>>,
+    members: HashMap<Context, Vec<Slot>>,
     first_conflict: Option<DataError>,
 }
 

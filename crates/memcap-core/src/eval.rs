@@ -231,14 +231,20 @@ fn column<T: Num>(s: &Sparse, col: usize) -> Option<Vec<T>> {
     Some(v)
 }
 
+/// A hidden unit: the (register, weight) terms of its W_1 row, and b_1[k].
+type Unit<T> = (Vec<(u32, Coef<T>)>, T);
+/// Units sharing one |W_2| coefficient, each with its sign (true = negative).
+type Group<T> = (Coef<T>, Vec<(u32, bool)>);
+/// An output register: its index, its groups of units, and b_2[r].
+type OutReg<T> = (u32, Vec<Group<T>>, T);
+
 /// One FFN sublayer, compiled: z ← z + W_2 ReLU(W_1 z + b_1) + b_2.
 #[derive(Debug, Clone)]
 struct FfnPlan<T> {
-    /// Hidden unit k: (terms of row k of W_1, b_1[k]).
-    units: Vec<(Vec<(u32, Coef<T>)>, T)>,
-    /// Output register r: groups of units sharing one |W_2| coefficient
-    /// (exact engines) or one unit per group (float engines), and b_2[r].
-    outs: Vec<(u32, Vec<(Coef<T>, Vec<(u32, bool)>)>, T)>,
+    units: Vec<Unit<T>>,
+    /// Exact engines group units by |W_2| coefficient; float engines keep one
+    /// unit per group (plain summation order).
+    outs: Vec<OutReg<T>>,
 }
 
 impl<T: Num> FfnPlan<T> {
@@ -261,7 +267,7 @@ impl<T: Num> FfnPlan<T> {
             if entries.is_empty() && bias.is_zero() {
                 continue;
             }
-            let mut groups: Vec<(Coef<T>, Vec<(u32, bool)>)> = Vec::new();
+            let mut groups: Vec<Group<T>> = Vec::new();
             if group {
                 let mut by_abs: Vec<(RBig, Vec<(u32, bool)>)> = Vec::new();
                 for (k, v) in entries {
@@ -488,7 +494,8 @@ pub trait Engine: Sync {
     /// Runs blocks `tail_start..` and the readout on `states` with work
     /// shared between columns where that is exact ([`ExactEngine`] only);
     /// None to use the plain per-column loop.
-    fn shared_tail(&self, _tail_start: usize, _states: &[&Self::Col], _progress: &dyn Progress) -> Option<Vec<Pred>> {
+    /// Also returns a one-line description of what was shared.
+    fn shared_tail(&self, _tail_start: usize, _states: &[&Self::Col], _progress: &dyn Progress) -> Option<(Vec<Pred>, String)> {
         None
     }
 }
@@ -668,6 +675,8 @@ impl ExactCol {
 /// Exact evaluation in integers and rationals.
 pub struct ExactEngine {
     width: usize,
+    /// Register names, for describing what was shared.
+    names: Vec<String>,
     /// Integer head plans for blocks whose attention weights are integral.
     int_heads: Vec<Option<Vec<HeadPlan<Int>>>>,
     /// Use register-closure sharing in the tail (see [`ExactEngine::shared_tail`]).
@@ -694,7 +703,7 @@ impl ExactEngine {
                     .collect::<Option<Vec<_>>>()
             })
             .collect();
-        ExactEngine { width: model.config.width, int_heads, sharing: true, rat, ffn_int, ffn_rat }
+        ExactEngine { width: model.config.width, names: model.config.registers.clone(), int_heads, sharing: true, rat, ffn_int, ffn_rat }
     }
 
     /// Fast exact path for integer columns whose keys are all equal (constant
@@ -862,7 +871,7 @@ impl Engine for ExactEngine {
     /// agree at `a` have identical S trajectories: S runs once per group of
     /// such columns, the other registers once per column, reading their
     /// group's S values. The result is exactly the per-column computation.
-    fn shared_tail(&self, tail_start: usize, states: &[&ExactCol], progress: &dyn Progress) -> Option<Vec<Pred>> {
+    fn shared_tail(&self, tail_start: usize, states: &[&ExactCol], progress: &dyn Progress) -> Option<(Vec<Pred>, String)> {
         if !self.sharing || states.is_empty() {
             return None;
         }
@@ -875,7 +884,6 @@ impl Engine for ExactEngine {
             })
             .collect::<Option<_>>()?;
         let (a, shared) = self.choose_split(&plans, &cols)?;
-        let t0 = std::time::Instant::now();
         progress.start("tail, per column", cols.len() as u64);
         cols.par_iter_mut().for_each_init(Vec::new, |h, z| {
             for p in &plans[..a] {
@@ -889,7 +897,15 @@ impl Engine for ExactEngine {
             groups.entry(key).or_default().push(i);
         }
         let groups: Vec<Vec<usize>> = groups.into_values().collect();
-        if std::env::var_os("MEMCAP_DEBUG").is_some() { eprintln!("split a={a} of {} shared={shared:b} groups={} per-column {:.2}s", plans.len(), groups.len(), t0.elapsed().as_secs_f64()); }
+        let note = format!(
+            "blocks {}..{} per column; from block {} on, registers {{{}}} once per group of equal values ({} groups for {} columns)",
+            tail_start,
+            tail_start + a,
+            tail_start + a,
+            (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| self.names[r].as_str()).collect::<Vec<_>>().join(", "),
+            groups.len(),
+            cols.len()
+        );
         let split: Vec<SplitLayer> = plans[a..].iter().map(|p| p.split(shared)).collect();
         progress.start("tail, shared groups", cols.len() as u64);
         let cols = &cols;
@@ -923,7 +939,7 @@ impl Engine for ExactEngine {
         for (i, p) in results.into_iter().flatten() {
             out[i] = Some(p);
         }
-        out.into_iter().collect()
+        Some((out.into_iter().collect::<Option<_>>()?, note))
     }
 
     fn to_f64(&self, col: &ExactCol) -> Vec<f64> {
@@ -1089,6 +1105,8 @@ pub struct RunOutput {
     pub distinct_tokens: usize,
     /// Distinct column states run through the post-attention part.
     pub distinct_tail_states: usize,
+    /// How the post-attention part shared work, if it did.
+    pub sharing: Option<String>,
 }
 
 /// Runs every example through `engine` (see the module docs for what is
@@ -1179,8 +1197,12 @@ pub fn run<E: Engine>(engine: &E, model: &Model, prep: &Prepared, progress: &dyn
         })
         .collect();
     drop(state_ids);
+    let mut sharing = None;
     let outs: Vec<Pred> = match engine.shared_tail(tail_start, &states, progress) {
-        Some(outs) => outs,
+        Some((outs, note)) => {
+            sharing = Some(note);
+            outs
+        }
         None => {
             progress.start("token-wise tail", states.len() as u64);
             states
@@ -1197,7 +1219,7 @@ pub fn run<E: Engine>(engine: &E, model: &Model, prep: &Prepared, progress: &dyn
         }
     };
     let preds = seq_of.iter().map(|&u| state_of[u].iter().map(|&s| outs[s].clone()).collect()).collect();
-    Ok(RunOutput { preds, distinct_sequences: uniq.len(), distinct_tokens: col_list.len(), distinct_tail_states: states.len() })
+    Ok(RunOutput { preds, distinct_sequences: uniq.len(), distinct_tokens: col_list.len(), distinct_tail_states: states.len(), sharing })
 }
 
 /// The state of the needed columns after the embedding (entry 0) and after

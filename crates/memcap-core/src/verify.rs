@@ -46,6 +46,9 @@ pub struct VerifyReport {
     pub distinct_sequences: usize,
     pub distinct_tokens: usize,
     pub distinct_tail_states: usize,
+    /// How the post-attention blocks shared work between columns (exact
+    /// register-closure sharing), if they did.
+    pub sharing: Option<String>,
     /// The first failures (at most 10).
     pub failures: Vec<Failure>,
     pub seconds: f64,
@@ -102,6 +105,7 @@ pub fn verify(model: &Model, ds: &Dataset, arith: Arith, progress: &dyn Progress
         distinct_sequences: out.distinct_sequences,
         distinct_tokens: out.distinct_tokens,
         distinct_tail_states: out.distinct_tail_states,
+        sharing: out.sharing,
         failures,
         seconds: t0.elapsed().as_secs_f64(),
     })

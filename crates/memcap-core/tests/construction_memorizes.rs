@@ -13,8 +13,9 @@ use memcap_core::verify::{reference_outputs, verify, Arith};
 use memcap_core::MapChoice;
 use proptest::prelude::*;
 
-fn gen(n_seqs: usize, seq_len: usize, vocab: usize, classes: u32, task: Task, kind: GenKind, positional: Positional, seed: u64) -> Dataset {
-    generate(&GenConfig { n_seqs, seq_len, vocab, num_classes: classes, task, kind, positional, seed }).expect("generator")
+/// gen((N, n, vocab, C), task, kind, positional, seed)
+fn gen((n_seqs, seq_len, vocab, num_classes): (usize, usize, usize, u32), task: Task, kind: GenKind, positional: Positional, seed: u64) -> Dataset {
+    generate(&GenConfig { n_seqs, seq_len, vocab, num_classes, task, kind, positional, seed }).expect("generator")
 }
 
 fn exact_all(model: &Model, ds: &Dataset) -> bool {
@@ -88,7 +89,7 @@ proptest! {
 #[test]
 fn pipeline_matches_plain_reference_forward_pass() {
     for (task, kind) in [(Task::NextToken, GenKind::Ids), (Task::Seq2seq, GenKind::Vectors { d: 3 })] {
-        let ds = gen(40, 4, 9, 5, task, kind, Positional::None, 3);
+        let ds = gen((40, 4, 9, 5), task, kind, Positional::None, 3);
         let m = construct(&ds, &ConstructConfig::default()).unwrap().model;
         let prep = Prepared::new(&m, &ds).unwrap();
         let fast = eval::run(&ExactEngine::new(&m), &m, &prep, &NoProgress).unwrap();
@@ -126,7 +127,7 @@ fn equal_vector_sums_fall_back_to_m2_and_memorize() {
 #[test]
 fn token_ids_use_m1_by_default() {
     for seed in 0..3 {
-        let ds = gen(3000, 16, 1000, 16, Task::NextToken, GenKind::Ids, Positional::None, seed);
+        let ds = gen((3000, 16, 1000, 16), Task::NextToken, GenKind::Ids, Positional::None, seed);
         let built = construct(&ds, &ConstructConfig { seed, ..Default::default() }).unwrap();
         assert_eq!(built.info.map, "M1", "{}", built.info.map_reason);
         assert_eq!(built.info.memorizers.len(), 1);
@@ -136,7 +137,7 @@ fn token_ids_use_m1_by_default() {
 /// Hardmax and softmax give the same exact result (all scores are equal).
 #[test]
 fn hardmax_attention_memorizes_too() {
-    let ds = gen(50, 5, 12, 4, Task::NextToken, GenKind::Ids, Positional::None, 9);
+    let ds = gen((50, 5, 12, 4), Task::NextToken, GenKind::Ids, Positional::None, 9);
     let built = construct(&ds, &ConstructConfig { attention: AttentionKind::Hardmax, ..Default::default() }).unwrap();
     assert!(exact_all(&built.model, &ds));
 }
@@ -144,7 +145,7 @@ fn hardmax_attention_memorizes_too() {
 /// The construction is a deterministic function of (dataset, config).
 #[test]
 fn construction_is_deterministic() {
-    let ds = gen(200, 6, 40, 8, Task::Seq2seq, GenKind::Ids, Positional::None, 4);
+    let ds = gen((200, 6, 40, 8), Task::Seq2seq, GenKind::Ids, Positional::None, 4);
     let a = construct(&ds, &ConstructConfig { seed: 5, ..Default::default() }).unwrap();
     let b = construct(&ds, &ConstructConfig { seed: 5, ..Default::default() }).unwrap();
     assert_eq!(a.model.to_json(), b.model.to_json());
@@ -155,7 +156,7 @@ fn construction_is_deterministic() {
 /// A verifier that claims memorization must notice a single wrong weight.
 #[test]
 fn exact_verifier_detects_a_perturbed_weight() {
-    let ds = gen(60, 5, 20, 4, Task::NextToken, GenKind::Ids, Positional::None, 2);
+    let ds = gen((60, 5, 20, 4), Task::NextToken, GenKind::Ids, Positional::None, 2);
     let mut m = construct(&ds, &ConstructConfig::default()).unwrap().model;
     assert!(exact_all(&m, &ds));
     // Change the first block-integer bias of the label memorizer by one.
