@@ -244,6 +244,20 @@ pub struct BuildOpts {
 }
 
 impl BuildOpts {
+    /// The defaults of `memcap construct`, with a seed.
+    fn defaults(seed: u64) -> Self {
+        BuildOpts {
+            seed,
+            map: MapArg::Auto,
+            positional: PosArg::None,
+            attention: AttnArg::Softmax,
+            dedupe: DedupeArg::Error,
+            code_bits: None,
+            vocab: None,
+            classes: None,
+        }
+    }
+
     fn config(&self) -> ConstructConfig {
         ConstructConfig {
             seed: self.seed,
@@ -562,6 +576,12 @@ pub fn inspect(a: InspectArgs) -> Result<Outcome> {
 // ------------------------------------------------------------------------
 // demo
 
+/// Random consistent token-id data (no positions), as `memcap gen` makes it.
+fn random_ids(n_seqs: usize, seq_len: usize, vocab: usize, classes: u32, task: TaskArg, seed: u64) -> Result<Dataset> {
+    let cfg = GenConfig { n_seqs, seq_len, vocab, num_classes: classes, task: task.into(), kind: GenKind::Ids, positional: Positional::None, seed };
+    Ok(gen::generate(&cfg).map_err(|e| InputError(e.to_string()))?)
+}
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// Number of sequences N.
@@ -584,27 +604,8 @@ pub struct DemoArgs {
 }
 
 pub fn demo(a: DemoArgs) -> Result<Outcome> {
-    let ds = gen::generate(&GenConfig {
-        n_seqs: a.n_seqs,
-        seq_len: a.seq_len,
-        vocab: a.vocab,
-        num_classes: a.classes,
-        task: a.task.into(),
-        kind: GenKind::Ids,
-        positional: Positional::None,
-        seed: a.seed,
-    })
-    .map_err(|e| InputError(e.to_string()))?;
-    let opts = BuildOpts {
-        seed: a.seed,
-        map: MapArg::Auto,
-        positional: PosArg::None,
-        attention: AttnArg::Softmax,
-        dedupe: DedupeArg::Error,
-        code_bits: None,
-        vocab: None,
-        classes: None,
-    };
+    let ds = random_ids(a.n_seqs, a.seq_len, a.vocab, a.classes, a.task, a.seed)?;
+    let opts = BuildOpts::defaults(a.seed);
     let (built, secs) = build_model(&ds, &opts, Path::new("<generated>"), a.json)?;
     // Round-trip through the file format so the verifier runs what a user would load.
     let model = Model::from_json(&built.model.to_json()).context("model JSON round-trip")?;
@@ -684,27 +685,8 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
     let mut rows = Vec::new();
     let mut ok = true;
     let mut run = |n_seqs: usize, seq_len: usize| -> Result<serde_json::Value> {
-        let ds = gen::generate(&GenConfig {
-            n_seqs,
-            seq_len,
-            vocab: a.vocab,
-            num_classes: a.classes,
-            task: a.task.into(),
-            kind: GenKind::Ids,
-            positional: Positional::None,
-            seed: a.seed,
-        })
-        .map_err(|e| InputError(e.to_string()))?;
-        let opts = BuildOpts {
-            seed: a.seed,
-            map: MapArg::Auto,
-            positional: PosArg::None,
-            attention: AttnArg::Softmax,
-            dedupe: DedupeArg::Error,
-            code_bits: None,
-            vocab: None,
-            classes: None,
-        };
+        let ds = random_ids(n_seqs, seq_len, a.vocab, a.classes, a.task, a.seed)?;
+        let opts = BuildOpts::defaults(a.seed);
         let (built, secs) = build_model(&ds, &opts, Path::new("<generated>"), a.json)?;
         let acc = built.model.accounting();
         let ver = if a.verify { Some(verify_one(&built.model, &ds, Arith::Exact, a.json)?) } else { None };
