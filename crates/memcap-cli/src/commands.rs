@@ -63,7 +63,9 @@ impl From<PosArg> for Positional {
 pub enum MapArg {
     /// M1 (plain code sums) when they are injective, else M2.
     Auto,
+    /// Average the token codes; an error if two distinct multisets share a code sum.
     M1,
+    /// Average random hashes of the codes (written by a first memorizer); always works, costs Õ(√ω).
     M2,
 }
 
