@@ -1,0 +1,51 @@
+//! Capacity search finds the smallest memorizing size of a grid.
+
+use memcap_train::capacity::{capacity_search, CapacitySpec, Family, Strategy};
+use memcap_train::*;
+
+fn spec(strategy: Strategy) -> CapacitySpec {
+    CapacitySpec {
+        family: Family::Mlp,
+        blocks: vec![1],
+        widths: vec![1, 2, 4, 8, 16],
+        lrs: vec![3e-2],
+        seeds: vec![0, 1],
+        train: TrainConfig { max_steps: 300, eval_every: 10, ..TrainConfig::default() },
+        strategy,
+        threads: 2,
+    }
+}
+
+#[test]
+fn ascending_search_stops_at_the_first_memorizing_size() {
+    let data = random_dataset(&RandomSpec { n_examples: 24, seq_len: 3, vocab: 6, num_classes: 4, task: Task::NextToken, seed: 3 }).expect("data");
+    let mut seen = Vec::new();
+    let r = capacity_search(&spec(Strategy::Ascending), &data, &mut |o| seen.push(o.num_params)).expect("search");
+    let best = r.min_params.expect("the widest MLP memorizes 24 examples");
+    // Every size tested before the winner failed, and the winner is last.
+    assert_eq!(r.tested.last().map(|o| o.num_params), Some(best));
+    assert!(r.tested[..r.tested.len() - 1].iter().all(|o| !o.memorized && o.num_params < best));
+    assert_eq!(seen.len(), r.tested.len());
+    assert_eq!(r.runs_used, r.tested.iter().map(|o| o.runs).sum::<usize>());
+    let bits = r.bits_per_param.expect("bits");
+    assert!((bits - 24.0 * 2.0 / best as f64).abs() < 1e-12);
+}
+
+#[test]
+fn bisect_search_returns_a_memorizing_size_from_the_grid() {
+    let data = random_dataset(&RandomSpec { n_examples: 24, seq_len: 3, vocab: 6, num_classes: 4, task: Task::NextToken, seed: 3 }).expect("data");
+    let r = capacity_search(&spec(Strategy::Bisect), &data, &mut |_| {}).expect("search");
+    let best = r.best.expect("a size memorizes");
+    assert!(best.memorized && best.winner.is_some());
+    // Bisection tests at most 1 + ceil(log2(5)) sizes.
+    assert!(r.tested.len() <= 4, "{} sizes tested", r.tested.len());
+    // The next-smaller tested size (if any) failed.
+    assert!(r.tested.iter().filter(|o| o.num_params < best.num_params).all(|o| !o.memorized));
+}
+
+#[test]
+fn empty_grid_is_an_error() {
+    let data = random_dataset(&RandomSpec { n_examples: 4, seq_len: 2, vocab: 6, num_classes: 2, task: Task::NextToken, seed: 0 }).expect("data");
+    let s = CapacitySpec { widths: vec![], ..spec(Strategy::Ascending) };
+    assert!(matches!(capacity_search(&s, &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
+}
