@@ -79,7 +79,7 @@ impl TransformerConfig {
             num_classes: data.num_classes,
             d_model,
             heads,
-            head_dim: if heads == 0 { 0 } else { (d_model / heads).max(1) },
+            head_dim: d_model.checked_div(heads).map_or(0, |h| h.max(1)),
             d_ff,
             blocks,
             pos_encoding: false,

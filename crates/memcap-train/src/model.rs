@@ -18,6 +18,9 @@ use crate::config::{MlpConfig, ModelConfig, TransformerConfig};
 use crate::data::Task;
 use crate::error::Result;
 
+/// Weights as `(PyTorch name, PyTorch shape, row-major f32 values)`.
+pub type NamedWeights = Vec<(String, Vec<usize>, Vec<f32>)>;
+
 /// A variable with its PyTorch name.
 #[derive(Debug, Clone)]
 pub struct NamedVar {
@@ -178,7 +181,7 @@ impl Model {
     }
 
     /// Weights in PyTorch layout: `(name, shape, values)`, sorted by name.
-    pub fn export(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn export(&self) -> Result<NamedWeights> {
         let mut out = Vec::with_capacity(self.vars.len());
         for v in &self.vars {
             let t = if v.transposed { v.var.as_tensor().t()?.contiguous()? } else { v.var.as_tensor().clone() };

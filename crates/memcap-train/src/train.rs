@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::data::{Labels, Task, TrainData};
 use crate::error::Result;
-use crate::model::{argmax, cross_entropy, Model};
+use crate::model::{argmax, cross_entropy, Model, NamedWeights};
 
 /// One evaluation record (a line of `metrics.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,7 +123,7 @@ pub struct RunResult {
     /// Final outcome.
     pub summary: RunSummary,
     /// Final weights, PyTorch layout, sorted by name.
-    pub weights: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub weights: NamedWeights,
 }
 
 impl RunResult {
