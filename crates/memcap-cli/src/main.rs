@@ -8,6 +8,7 @@ mod commands;
 mod export;
 mod io;
 mod progress;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +49,12 @@ enum Cmd {
     Demo(commands::DemoArgs),
     /// Construction size over a grid of N (and n); fitted log-log slopes.
     Scaling(commands::ScalingArgs),
+    /// Train a Transformer or MLP on DATA with AdamW (candle, CPU); write a run folder.
+    Train(train_cmd::TrainArgs),
+    /// Smallest model that gradient descent drives to 100% training accuracy.
+    Capacity(train_cmd::CapacityArgs),
+    /// Reproductions: fig2, size-vs-n, mlp-vs-transformer (JSON + CSV + SVG).
+    Repro(train_cmd::ReproArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,9 @@ fn main() -> ExitCode {
         Cmd::Inspect(a) => commands::inspect(a),
         Cmd::Demo(a) => commands::demo(a),
         Cmd::Scaling(a) => commands::scaling(a),
+        Cmd::Train(a) => train_cmd::train(a),
+        Cmd::Capacity(a) => train_cmd::capacity(a),
+        Cmd::Repro(a) => train_cmd::repro(a),
     };
     match result {
         Ok(commands::Outcome::Ok) => ExitCode::SUCCESS,
