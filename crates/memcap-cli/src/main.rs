@@ -4,6 +4,8 @@
 //! This crate is glue: argument parsing, files, progress bars and tables.
 //! All mathematics lives in `memcap-core`.
 
+mod cmd_report;
+mod cmd_sweep;
 mod commands;
 mod export;
 mod io;
@@ -49,6 +51,10 @@ enum Cmd {
     Demo(commands::DemoArgs),
     /// Construction size over a grid of N (and n); fitted log-log slopes.
     Scaling(commands::ScalingArgs),
+    /// Sweeps: plan a grid into tasks.jsonl, run shards (Slurm/K8s/parallel), merge results.
+    Sweep(cmd_sweep::SweepArgs),
+    /// Plots (SVG, PNG), report.json, report.md and index.html from sweep results.
+    Report(cmd_report::ReportArgs),
     /// Train a Transformer or MLP on DATA with AdamW (candle, CPU); write a run folder.
     Train(train_cmd::TrainArgs),
     /// Smallest model that gradient descent drives to 100% training accuracy.
@@ -66,6 +72,8 @@ fn main() -> ExitCode {
         Cmd::Inspect(a) => commands::inspect(a),
         Cmd::Demo(a) => commands::demo(a),
         Cmd::Scaling(a) => commands::scaling(a),
+        Cmd::Sweep(a) => cmd_sweep::sweep(a),
+        Cmd::Report(a) => cmd_report::report(a),
         Cmd::Train(a) => train_cmd::train(a),
         Cmd::Capacity(a) => train_cmd::capacity(a),
         Cmd::Repro(a) => train_cmd::repro(a),

@@ -1,0 +1,502 @@
+//! Sweep plans: a JSON grid expanded into a deterministic list of tasks, each
+//! a complete, self-describing JSON object identified by the hash of its
+//! canonical form.
+//!
+//! Why: a sweep is run in shards (GNU parallel, Slurm arrays, Kubernetes
+//! Indexed Jobs) that can fail, be retried, overlap or finish in any order.
+//! If a task is a pure function of its JSON (the seed is in it, every default
+//! is filled in) and its result is stored under the hash of that JSON, then
+//! re-running anything is harmless: a result either exists under its id or
+//! it does not, and two runs of the same task write the same file.
+//!
+//! Config format (JSON):
+//!
+//! ```json
+//! {"kind": "construct",
+//!  "grid":  {"N": [100, 1000, 10000], "n": [8, 64], "seed": [0, 1]},
+//!  "fixed": {"vocab": 1000, "classes": 16}}
+//! ```
+//!
+//! or `{"sweeps": [ {…}, {…} ]}` for several such blocks (e.g. an N sweep at
+//! fixed n plus an n sweep at fixed N). Grid keys are expanded in sorted key
+//! order, the last key varying fastest; tasks with equal ids are kept once
+//! (first occurrence). The same config always gives the same tasks, ids and
+//! order.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+/// A planning or task error: `at` says where inside the config or task
+/// (e.g. `sweeps[1].grid.N`), `reason` what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{at}: {reason}")]
+pub struct PlanError {
+    pub at: String,
+    pub reason: String,
+}
+
+fn perr(at: impl Into<String>, reason: impl Into<String>) -> PlanError {
+    PlanError { at: at.into(), reason: reason.into() }
+}
+
+/// Output head of the task: one label per sequence or one per position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskHead {
+    NextToken,
+    Seq2seq,
+}
+
+/// The data every task draws: a seeded random dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    /// Number of sequences.
+    #[serde(rename = "N")]
+    pub n_seqs: usize,
+    /// Sequence length.
+    pub n: usize,
+    #[serde(default = "d_vocab")]
+    pub vocab: usize,
+    #[serde(default = "d_classes")]
+    pub classes: u32,
+    #[serde(default = "d_task")]
+    pub task: TaskHead,
+    /// Seed of the data (and, for construct, of the construction).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn d_vocab() -> usize {
+    1000
+}
+fn d_classes() -> u32 {
+    16
+}
+fn d_task() -> TaskHead {
+    TaskHead::NextToken
+}
+fn d_dim() -> usize {
+    8
+}
+fn d_16() -> usize {
+    16
+}
+fn d_1() -> usize {
+    1
+}
+fn d_lr() -> f64 {
+    3e-3
+}
+fn d_steps() -> usize {
+    2000
+}
+fn d_eval() -> usize {
+    50
+}
+fn d_widths() -> Vec<usize> {
+    vec![8, 12, 16, 20, 24, 28, 32, 40, 48]
+}
+fn d_blocks_list() -> Vec<usize> {
+    vec![1]
+}
+fn d_ff_mult() -> f64 {
+    2.0
+}
+fn d_lrs() -> Vec<f64> {
+    vec![1e-2, 3e-3]
+}
+fn d_seeds() -> Vec<u64> {
+    vec![0]
+}
+fn d_cap_steps() -> usize {
+    3000
+}
+fn d_cap_eval() -> usize {
+    100
+}
+fn d_input() -> String {
+    "ids".into()
+}
+fn d_none() -> String {
+    "none".into()
+}
+fn d_auto() -> String {
+    "auto".into()
+}
+fn d_transformer() -> String {
+    "transformer".into()
+}
+fn d_bisect() -> String {
+    "bisect".into()
+}
+
+/// `memcap construct` on `memcap gen` data (token ids or vectors), with
+/// the construction seeded by `seed` as well.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConstructTask {
+    #[serde(flatten)]
+    pub data: DataSpec,
+    /// `ids` or `vectors`.
+    #[serde(default = "d_input")]
+    pub input: String,
+    /// Dimension of vector tokens (ignored for ids).
+    #[serde(default = "d_dim")]
+    pub dim: usize,
+    /// `none` or `learned`.
+    #[serde(default = "d_none")]
+    pub positional: String,
+    /// `auto`, `m1` or `m2`.
+    #[serde(default = "d_auto")]
+    pub map: String,
+    #[serde(default)]
+    pub code_bits: Option<u32>,
+    /// Also run the exact verifier on every example.
+    #[serde(default)]
+    pub verify: bool,
+}
+
+/// One training run of memcap-train on its random dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainTask {
+    #[serde(flatten)]
+    pub data: DataSpec,
+    /// `transformer` or `mlp`.
+    #[serde(default = "d_transformer")]
+    pub model: String,
+    #[serde(default = "d_16")]
+    pub d_model: usize,
+    #[serde(default = "d_1")]
+    pub heads: usize,
+    /// FFN width (default 2·d_model).
+    #[serde(default)]
+    pub d_ff: Option<usize>,
+    /// Transformer blocks.
+    #[serde(default = "d_1")]
+    pub blocks: usize,
+    /// MLP hidden width.
+    #[serde(default = "d_16")]
+    pub width: usize,
+    /// MLP hidden layers.
+    #[serde(default = "d_1")]
+    pub depth: usize,
+    #[serde(default)]
+    pub pos_encoding: bool,
+    #[serde(default)]
+    pub layer_norm: bool,
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default = "d_steps")]
+    pub steps: usize,
+    #[serde(default = "d_eval")]
+    pub eval_every: usize,
+    /// Seed of initialization and data order (the data uses `seed`).
+    #[serde(default)]
+    pub train_seed: u64,
+}
+
+/// A memcap-train capacity search (smallest memorizing size of a family).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityTask {
+    #[serde(flatten)]
+    pub data: DataSpec,
+    /// `transformer` or `mlp`.
+    #[serde(default = "d_transformer")]
+    pub model: String,
+    #[serde(default = "d_blocks_list")]
+    pub blocks: Vec<usize>,
+    #[serde(default = "d_widths")]
+    pub widths: Vec<usize>,
+    #[serde(default = "d_1")]
+    pub heads: usize,
+    #[serde(default = "d_ff_mult")]
+    pub ff_mult: f64,
+    #[serde(default)]
+    pub pos_encoding: bool,
+    #[serde(default)]
+    pub layer_norm: bool,
+    #[serde(default = "d_lrs")]
+    pub lrs: Vec<f64>,
+    #[serde(default = "d_seeds")]
+    pub seeds: Vec<u64>,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default = "d_cap_steps")]
+    pub steps: usize,
+    #[serde(default = "d_cap_eval")]
+    pub eval_every: usize,
+    /// `bisect` or `ascending`.
+    #[serde(default = "d_bisect")]
+    pub strategy: String,
+    /// Parallel trainings inside this task.
+    #[serde(default = "d_1")]
+    pub threads: usize,
+}
+
+/// A sweep task. Serialized with `"kind"` as the tag and every default
+/// filled in, so the JSON alone determines the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Task {
+    Construct(ConstructTask),
+    Train(TrainTask),
+    Capacity(CapacityTask),
+}
+
+impl Task {
+    /// Parses and completes a task object (defaults filled, unknown keys and
+    /// bad values rejected).
+    pub fn from_value(v: &Value) -> Result<Task, PlanError> {
+        let t: Task = serde_json::from_value(v.clone()).map_err(|e| perr("task", e.to_string()))?;
+        t.check()?;
+        // Unknown keys (serde's deny_unknown_fields does not work with the
+        // flattened data fields): the complete task has every known key.
+        let known = t.to_value();
+        if let (Some(given), Some(known)) = (v.as_object(), known.as_object()) {
+            if let Some(k) = given.keys().find(|k| !known.contains_key(*k)) {
+                let mut allowed: Vec<&String> = known.keys().collect();
+                allowed.sort();
+                let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+                return Err(perr(format!("task.{k}"), format!("unknown key for kind {:?} (known: {})", t.kind(), allowed.join(", "))));
+            }
+        }
+        Ok(t)
+    }
+
+    /// The complete task as JSON.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("tasks serialize")
+    }
+
+    /// The stable id: hash of the canonical JSON.
+    pub fn id(&self) -> String {
+        task_id(&self.to_value())
+    }
+
+    pub fn data(&self) -> &DataSpec {
+        match self {
+            Task::Construct(t) => &t.data,
+            Task::Train(t) => &t.data,
+            Task::Capacity(t) => &t.data,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::Construct(_) => "construct",
+            Task::Train(_) => "train",
+            Task::Capacity(_) => "capacity",
+        }
+    }
+
+    /// Value checks serde cannot express (enumerated strings, positivity).
+    fn check(&self) -> Result<(), PlanError> {
+        let d = self.data();
+        if d.n_seqs == 0 || d.n == 0 || d.vocab == 0 || d.classes == 0 {
+            return Err(perr("task", "N, n, vocab and classes must be positive"));
+        }
+        let one_of = |key: &str, v: &str, allowed: &[&str]| {
+            if allowed.contains(&v) {
+                Ok(())
+            } else {
+                Err(perr(format!("task.{key}"), format!("{v:?} is not one of {}", allowed.join(", "))))
+            }
+        };
+        match self {
+            Task::Construct(t) => {
+                one_of("input", &t.input, &["ids", "vectors"])?;
+                one_of("positional", &t.positional, &["none", "learned"])?;
+                one_of("map", &t.map, &["auto", "m1", "m2"])?;
+            }
+            Task::Train(t) => {
+                one_of("model", &t.model, &["transformer", "mlp"])?;
+                if t.steps == 0 || t.eval_every == 0 || !(t.lr > 0.0 && t.lr.is_finite()) {
+                    return Err(perr("task", "steps, eval_every and lr must be positive"));
+                }
+            }
+            Task::Capacity(t) => {
+                one_of("model", &t.model, &["transformer", "mlp"])?;
+                one_of("strategy", &t.strategy, &["bisect", "ascending"])?;
+                if t.widths.is_empty() || t.blocks.is_empty() || t.lrs.is_empty() || t.seeds.is_empty() || t.threads == 0 {
+                    return Err(perr("task", "blocks, widths, lrs, seeds must be non-empty and threads positive"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// JSON with object keys sorted at every level, compact. Independent of
+/// serde_json's map ordering features.
+pub fn canonical_json(v: &Value) -> String {
+    fn sort(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let mut out = Map::new();
+                for k in keys {
+                    out.insert(k.clone(), sort(&m[k]));
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
+            x => x.clone(),
+        }
+    }
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            x => out.push_str(&x.to_string()),
+        }
+    }
+    let mut s = String::new();
+    write(&sort(v), &mut s);
+    s
+}
+
+/// 64-bit FNV-1a of the canonical JSON, as 16 hex digits. A content hash,
+/// not a security boundary: it only has to separate the tasks of a sweep.
+pub fn task_id(task: &Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in canonical_json(task).bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// True for strings that look like a task id (16 lowercase hex digits).
+pub fn is_task_id(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A planned task: its id, its complete JSON, and the typed form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub id: String,
+    pub task: Task,
+}
+
+impl Planned {
+    /// The `tasks.jsonl` line: `{"id":…,"task":{…}}` (canonical JSON).
+    pub fn to_line(&self) -> String {
+        canonical_json(&serde_json::json!({"id": self.id, "task": self.task.to_value()}))
+    }
+}
+
+/// Expands a sweep config into tasks, deterministically.
+pub fn expand(config: &Value) -> Result<Vec<Planned>, PlanError> {
+    let blocks: Vec<(String, &Value)> = match config.get("sweeps") {
+        Some(Value::Array(a)) => {
+            if config.as_object().is_some_and(|m| m.len() > 1) {
+                return Err(perr("config", "with \"sweeps\" no other top-level key is allowed"));
+            }
+            a.iter().enumerate().map(|(i, b)| (format!("sweeps[{i}]"), b)).collect()
+        }
+        Some(_) => return Err(perr("sweeps", "must be a list of sweep objects")),
+        None => vec![("config".to_string(), config)],
+    };
+    if blocks.is_empty() {
+        return Err(perr("sweeps", "is empty"));
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (at, b) in blocks {
+        let obj = b.as_object().ok_or_else(|| perr(&at, "must be an object"))?;
+        for k in obj.keys() {
+            if !["kind", "grid", "fixed"].contains(&k.as_str()) {
+                return Err(perr(&at, format!("unknown key {k:?} (allowed: kind, grid, fixed)")));
+            }
+        }
+        let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| perr(format!("{at}.kind"), "missing or not a string"))?;
+        let empty = Map::new();
+        let fixed = match obj.get("fixed") {
+            None => &empty,
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(perr(format!("{at}.fixed"), "must be an object")),
+        };
+        let grid = match obj.get("grid") {
+            None => &empty,
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(perr(format!("{at}.grid"), "must be an object of lists")),
+        };
+        let mut axes: Vec<(&String, &Vec<Value>)> = Vec::new();
+        let mut keys: Vec<&String> = grid.keys().collect();
+        keys.sort();
+        for k in keys {
+            match &grid[k] {
+                Value::Array(vals) if !vals.is_empty() => axes.push((k, vals)),
+                _ => return Err(perr(format!("{at}.grid.{k}"), "must be a non-empty list of values")),
+            }
+            if fixed.contains_key(k) {
+                return Err(perr(format!("{at}.grid.{k}"), "is also in \"fixed\"")); 
+            }
+        }
+        let total: usize = axes.iter().map(|(_, v)| v.len()).product();
+        for flat in 0..total {
+            let mut obj = fixed.clone();
+            obj.insert("kind".into(), Value::String(kind.into()));
+            // Mixed radix, last axis fastest.
+            let mut rest = flat;
+            let mut picks = vec![0; axes.len()];
+            for (j, (_, vals)) in axes.iter().enumerate().rev() {
+                picks[j] = rest % vals.len();
+                rest /= vals.len();
+            }
+            for (j, (k, vals)) in axes.iter().enumerate() {
+                obj.insert((*k).clone(), vals[picks[j]].clone());
+            }
+            let point: Vec<String> = axes.iter().enumerate().map(|(j, (k, vals))| format!("{k}={}", vals[picks[j]])).collect();
+            let task = Task::from_value(&Value::Object(obj))
+                .map_err(|e| perr(format!("{at} (grid point {})", point.join(", ")), format!("{}: {}", e.at, e.reason)))?;
+            let id = task.id();
+            if seen.insert(id.clone()) {
+                out.push(Planned { id, task });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one `tasks.jsonl` line; the stored id must match the task's hash
+/// (so an edited task cannot masquerade under an old result).
+pub fn parse_task_line(line: &str) -> Result<Planned, PlanError> {
+    let v: Value = serde_json::from_str(line).map_err(|e| perr("line", e.to_string()))?;
+    let task_v = v.get("task").ok_or_else(|| perr("line", "no \"task\" object"))?;
+    let task = Task::from_value(task_v)?;
+    let id = task.id();
+    if let Some(given) = v.get("id") {
+        if given.as_str() != Some(id.as_str()) {
+            return Err(perr("id", format!("{given} does not match the task's hash {id} (was the task edited? re-run `memcap sweep plan`)")));
+        }
+    }
+    Ok(Planned { id, task })
+}
