@@ -224,6 +224,9 @@ pub enum ReproKind {
         /// Step budget per run.
         #[arg(long, default_value_t = 1500)]
         steps: usize,
+        /// Dataset sizes N (comma-separated); default 600..1700 step 100 as in the paper.
+        #[arg(long, value_delimiter = ',')]
+        ns: Vec<usize>,
     },
     /// Transformer vs MLP at equal parameters for n = 8, 32, 128.
     MlpVsTransformer {
@@ -397,8 +400,11 @@ pub fn repro(a: ReproArgs) -> Result<Outcome> {
             sp.finish_and_clear();
             write(&a.out, "fig2", r.render()?)?;
         }
-        ReproKind::SizeVsN { steps } => {
+        ReproKind::SizeVsN { steps, ns } => {
             let mut spec = repro::SizeVsNSpec::default();
+            if !ns.is_empty() {
+                spec.n_examples = ns;
+            }
             spec.transformer.train.max_steps = steps;
             spec.mlp.train.max_steps = steps;
             spec.transformer.threads = a.threads;
