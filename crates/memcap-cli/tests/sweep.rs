@@ -257,3 +257,12 @@ fn sigkill_mid_run_then_rerun_loses_nothing_and_duplicates_nothing() {
     ok(memcap(&["sweep", "merge", s(&clean)]));
     assert_eq!(merged_without_timing(&res), merged_without_timing(&clean));
 }
+
+#[test]
+fn shipped_example_configs_plan_without_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sweep");
+    for (name, tasks) in [("tiny.json", 15), ("sweep.json", 18)] {
+        let o = ok(memcap(&["sweep", "plan", s(&dir.join(name))]));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), tasks, "{name}");
+    }
+}
