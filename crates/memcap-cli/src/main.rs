@@ -4,11 +4,14 @@
 //! This crate is glue: argument parsing, files, progress bars and tables.
 //! All mathematics lives in `memcap-core`.
 
+mod cmd_export;
 mod cmd_report;
 mod cmd_sweep;
 mod commands;
 mod export;
 mod io;
+mod onnx;
+mod onnx_proto;
 mod progress;
 mod train_cmd;
 
@@ -55,6 +58,10 @@ enum Cmd {
     Sweep(cmd_sweep::SweepArgs),
     /// Plots (SVG, PNG), report.json, report.md and index.html from sweep results.
     Report(cmd_report::ReportArgs),
+    /// Write MODEL as safetensors + config.json, or ONNX, and say whether it is float-exact.
+    Export(cmd_export::ExportArgs),
+    /// Lookup and flattened-input FFN memorizers, bound formulas, memcap and the trained minimum in one table.
+    Baselines(cmd_export::BaselinesArgs),
     /// Train a Transformer or MLP on DATA with AdamW (candle, CPU); write a run folder.
     Train(train_cmd::TrainArgs),
     /// Smallest model that gradient descent drives to 100% training accuracy.
@@ -74,6 +81,8 @@ fn main() -> ExitCode {
         Cmd::Scaling(a) => commands::scaling(a),
         Cmd::Sweep(a) => cmd_sweep::sweep(a),
         Cmd::Report(a) => cmd_report::report(a),
+        Cmd::Export(a) => cmd_export::export(a),
+        Cmd::Baselines(a) => cmd_export::baselines(a),
         Cmd::Train(a) => train_cmd::train(a),
         Cmd::Capacity(a) => train_cmd::capacity(a),
         Cmd::Repro(a) => train_cmd::repro(a),

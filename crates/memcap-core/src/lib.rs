@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 #![allow(missing_docs)] // fields of plain data types are documented where not obvious
 
+pub mod baselines;
 pub mod construct;
 pub mod data;
 pub mod error;

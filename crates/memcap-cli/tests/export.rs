@@ -1,0 +1,175 @@
+//! `memcap export` and `memcap baselines`, run as a user would: the written
+//! safetensors and ONNX files are read back in Rust and must hold exactly
+//! the model's weights (f64 rounding of the exact values); config.json says
+//! whether the model is float-exact; bad input exits 2.
+
+#[path = "../src/onnx_proto.rs"]
+#[allow(dead_code)]
+mod onnx_proto;
+
+use memcap_core::Model;
+use prost::Message;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn memcap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memcap")).args(args).output().expect("runs")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("memcap-export-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// gen + construct; returns (data, model.json, parsed model).
+fn small_model(d: &Path, n_seqs: &str, code_bits: Option<&str>) -> (PathBuf, PathBuf, Model) {
+    let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
+    ok(memcap(&["gen", "-N", n_seqs, "-n", "2", "--vocab", "4", "--classes", "2", "-o", s(&data)]));
+    let mut args = vec!["construct", s(&data), "-o", s(&model)];
+    if let Some(b) = code_bits {
+        args.extend(["--code-bits", b]);
+    }
+    ok(memcap(&args));
+    let m = Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    (data, model, m)
+}
+
+fn expected_tensors(m: &Model) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
+    m.tensors().into_iter().map(|(n, t)| (n, (vec![t.rows, t.cols], t.to_dense_f64()))).collect()
+}
+
+#[test]
+fn safetensors_export_reads_back_identical_values() {
+    let d = tmpdir("st");
+    let (data, model, m) = small_model(&d, "6", Some("4"));
+    let out = d.join("out");
+    ok(memcap(&["export", s(&model), "--format", "safetensors", "-o", s(&out), "--data", s(&data)]));
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let want = expected_tensors(&m);
+    assert_eq!(st.names().len(), want.len());
+    for (name, (shape, vals)) in &want {
+        let t = st.tensor(name).unwrap_or_else(|_| panic!("{name} missing"));
+        assert_eq!(t.dtype(), safetensors::Dtype::F64);
+        assert_eq!(t.shape().iter().product::<usize>(), shape[0] * shape[1], "{name}");
+        let got: Vec<f64> = t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{name}");
+    }
+}
+
+#[test]
+fn config_json_describes_architecture_and_float_exactness() {
+    let d = tmpdir("cfg");
+    let (data, model, m) = small_model(&d, "6", Some("4"));
+    let out = d.join("out");
+    let stdout = ok(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
+    assert!(stdout.contains("FLOAT-EXACT"), "{stdout}");
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "memcap-constructed");
+    assert_eq!(cfg["hidden_size"], m.config.width);
+    assert_eq!(cfg["intermediate_size"], m.config.ffn_width);
+    assert_eq!(cfg["num_hidden_layers"], m.config.blocks);
+    assert_eq!(cfg["max_position_embeddings"], 2);
+    assert_eq!(cfg["vocab_size"], 4);
+    assert_eq!(cfg["torch_dtype"], "float64");
+    assert_eq!(cfg["float_exact"], true);
+}
+
+#[test]
+fn export_without_data_leaves_float_exactness_open_when_weights_fit() {
+    let d = tmpdir("nodata");
+    let (_, model, _) = small_model(&d, "6", Some("4"));
+    let out = d.join("out");
+    let stdout = ok(memcap(&["export", s(&model), "-o", s(&out)]));
+    assert!(stdout.contains("float-exactness unknown"), "{stdout}");
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert!(cfg["float_exact"].is_null());
+}
+
+#[test]
+fn big_weight_models_are_reported_not_float_exact() {
+    let d = tmpdir("big");
+    let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
+    ok(memcap(&["gen", "-N", "2000", "-n", "16", "--vocab", "1000", "--classes", "16", "-o", s(&data)]));
+    ok(memcap(&["construct", s(&data), "-o", s(&model)]));
+    let out = d.join("out");
+    let stdout = ok(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&out), "--data", s(&data), "--check-limit", "5"]));
+    assert!(stdout.contains("NOT float-exact"), "{stdout}");
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["float_exact"], false);
+}
+
+#[test]
+fn onnx_export_reads_back_identical_weights_and_a_well_formed_graph() {
+    let d = tmpdir("onnx");
+    let (data, model, m) = small_model(&d, "6", Some("4"));
+    let out = d.join("out");
+    ok(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&out), "--data", s(&data)]));
+    let proto = onnx_proto::ModelProto::decode(std::fs::read(out.join("model.onnx")).unwrap().as_slice()).unwrap();
+    assert!(proto.opset_import.iter().any(|o| o.domain.is_empty() && o.version >= 13));
+    let g = proto.graph.expect("graph");
+    assert_eq!(g.input[0].name, "tokens");
+    assert_eq!(g.output[0].name, "out");
+    let want = expected_tensors(&m);
+    let inits: HashMap<&str, &onnx_proto::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    for (name, (shape, vals)) in &want {
+        let t = inits.get(name.as_str()).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(t.data_type, onnx_proto::data_type::DOUBLE);
+        let dims: Vec<usize> = t.dims.iter().map(|&x| x as usize).collect();
+        assert_eq!(dims.iter().product::<usize>(), shape[0] * shape[1], "{name}");
+        let got: Vec<f64> = t.raw_data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(&got, vals, "{name}");
+    }
+    // Every node input is a graph input, an initializer or an earlier node's output.
+    let mut known: std::collections::HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+    known.insert("tokens".into());
+    for node in &g.node {
+        for i in &node.input {
+            assert!(known.contains(i), "{} reads undefined {i}", node.name);
+        }
+        known.extend(node.output.iter().cloned());
+    }
+    assert!(known.contains("out"));
+    let ops: std::collections::HashSet<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
+    for op in ["MatMul", "Add", "Relu", "Softmax", "Gather"] {
+        assert!(ops.contains(op), "no {op} node");
+    }
+}
+
+#[test]
+fn export_of_a_missing_model_exits_2_naming_the_file() {
+    let d = tmpdir("missing");
+    let o = memcap(&["export", s(&d.join("nope.json")), "-o", s(&d.join("out"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.json"));
+    assert!(!d.join("out").join("config.json").exists());
+}
+
+#[test]
+fn baselines_table_builds_and_verifies_every_network() {
+    let d = tmpdir("baselines");
+    let data = d.join("data.jsonl");
+    ok(memcap(&["gen", "-N", "60", "-n", "4", "--vocab", "10", "--classes", "4", "-o", s(&data)]));
+    let out = ok(memcap(&["baselines", s(&data), "--trained-min", "123", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let built: Vec<&serde_json::Value> = rows.iter().filter(|r| r["kind"] == "built").collect();
+    assert_eq!(built.len(), 3, "{out}");
+    for r in built {
+        assert_eq!(r["memorized"], "60/60", "{r}");
+    }
+    assert!(rows.iter().any(|r| r["kind"] == "trained" && r["params_dense"] == 123));
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "formula").count(), 4);
+}

@@ -1,0 +1,97 @@
+"""Runs a memcap export (or training run folder) over a dataset in PyTorch
+(memcap_ref.py) and, when present, in onnxruntime (DIR/model.onnx), and
+reports k/N.
+
+    python check.py DIR DATA.jsonl [--expect-all] [--tol 1e-5]
+
+Constructed models: an example counts only if the float64 output *equals*
+its integer label at every claimed position (next-token: the last). Trained
+run folders: argmax accuracy, and if DIR/logits.json (written by
+`memcap export RUN --data DATA`) exists, the largest |logit difference|
+against memcap's own (candle) logits, which must be <= --tol.
+Exit status 1 if a requirement fails.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+import memcap_ref
+
+
+def read_jsonl(path):
+    toks, labels = [], []
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if "memcap_dataset" in r:
+                continue
+            toks.append(r["tokens"])
+            labels.append([r["label"]] if "label" in r else r["labels"])
+    return toks, np.array(labels, dtype=np.int64)
+
+
+def batches(n, size=1024):
+    return [(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("data")
+    ap.add_argument("--expect-all", action="store_true", help="fail unless every example is reproduced")
+    ap.add_argument("--tol", type=float, default=1e-5)
+    a = ap.parse_args()
+    model, cfg = memcap_ref.load(a.dir)
+    toks, labels = read_jsonl(a.data)
+    vectors = isinstance(toks[0][0], list)
+    x = np.array(toks, dtype=np.float64 if vectors else np.int64)
+    N = len(toks)
+    ok = True
+    if cfg.get("model_type") == "memcap-constructed":
+        cols = [-1] if cfg["task"] == "next-token" else list(range(x.shape[1]))
+        runs = {}
+        with torch.no_grad():
+            runs["pytorch"] = np.concatenate([model(torch.from_numpy(x[i:j])).numpy() for i, j in batches(N)])
+        onnx_path = os.path.join(a.dir, "model.onnx")
+        if os.path.exists(onnx_path):
+            import onnx
+            import onnxruntime as ort
+
+            onnx.checker.check_model(onnx_path)
+            sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+            name = sess.get_inputs()[0].name
+            runs["onnxruntime"] = np.concatenate([sess.run(None, {name: x[i:j]})[0] for i, j in batches(N)])
+        print(f"model {a.dir}: constructed, float_exact = {cfg.get('float_exact')}")
+        for name, out in runs.items():
+            got = out[:, cols]
+            exact = int((got == labels).all(axis=1).sum())
+            rounded = int((np.rint(got) == labels).all(axis=1).sum())
+            print(f"{name:<12} memorized {exact}/{N} (output == label exactly; {rounded}/{N} after rounding)")
+            ok &= exact == N or not a.expect_all
+    else:
+        with torch.no_grad():
+            logits = np.concatenate([model(torch.from_numpy(x[i:j])).numpy() for i, j in batches(N)])
+        pred = logits.argmax(axis=-1).reshape(labels.shape)
+        k = int((pred == labels).all(axis=1).sum())
+        print(f"model {a.dir}: trained {cfg['model']['kind']}")
+        print(f"pytorch      memorized {k}/{N} (argmax)")
+        ok &= k == N or not a.expect_all
+        ref_path = os.path.join(a.dir, "logits.json")
+        if os.path.exists(ref_path):
+            with open(ref_path) as f:
+                ref = np.array(json.load(f)["logits"], dtype=np.float64)
+            diff = float(np.abs(ref - logits).max())
+            print(f"logits       max |pytorch - memcap| = {diff:.3e} over {ref.size} values (tolerance {a.tol:g})")
+            ok &= diff <= a.tol
+    print("interop check:", "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
