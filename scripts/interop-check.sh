@@ -48,7 +48,8 @@ echo "== 2. trained models: PyTorch logits vs memcap logits (tolerance 1e-5)"
 echo "== 3. (informational) a large constructed model is not float-exact"
 "$M" gen -N 2000 -n 16 --vocab 1000 --classes 16 -o "$W/big.jsonl" 2>/dev/null
 "$M" construct "$W/big.jsonl" -o "$W/big.json" >/dev/null
-"$M" verify "$W/big.json" "$W/big.jsonl" --f64 | head -1
+"$M" verify "$W/big.json" "$W/big.jsonl" --f64 > "$W/verify.txt"
+head -n 1 "$W/verify.txt"
 "$M" export "$W/big.json" --format safetensors -o "$W/big" >/dev/null
 "$M" export "$W/big.json" --format onnx -o "$W/big" --data "$W/big.jsonl" --check-limit 20
 "$PY" python/check.py "$W/big" "$W/big.jsonl"

@@ -92,6 +92,21 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
     let fl = FloatEngine::<f64>::new(model);
     let all: Vec<usize> = (0..ds.seq_len()).collect();
     let (mut max_abs, mut eq, mut tot) = (0f64, 0usize, 0usize);
+    // Rationals that f64 cannot hold (e.g. an average over n = 3 tokens).
+    let mut unrepresentable: Option<String> = None;
+    // Attention probabilities are 1/n (uniform: W_Q or W_K zero) or irrational
+    // (any other scores): exact in f64 only when uniform and n is a power of two.
+    let n = model.config.seq_len;
+    let attn_problem = model.weights.blocks.iter().enumerate().find_map(|(l, b)| {
+        let uniform = b.heads.iter().all(|h| h.wq.entries.is_empty() || h.wk.entries.is_empty());
+        if b.heads.is_empty() || (uniform && n.is_power_of_two()) {
+            None
+        } else if uniform {
+            Some(format!("block {l} averages over n = {n} tokens: weights 1/{n} are not exact in f64"))
+        } else {
+            Some(format!("block {l} has non-constant attention scores: softmax weights are not exact in f64"))
+        }
+    });
     let traced = ds.len().min(limit);
     for i in 0..traced {
         let toks: Vec<TokenValue> = prep.seqs[i].iter().map(|&t| prep.tokens[t as usize].clone()).collect();
@@ -100,6 +115,12 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
         for (stage, (ec, fc)) in es.iter().zip(&fs).enumerate() {
             for (j, (e, f)) in ec.iter().zip(fc).enumerate() {
                 let (ev, fv) = (ex.to_f64(e), fl.to_f64(f));
+                if let (eval::ExactCol::Rat(vals), None) = (e, &unrepresentable) {
+                    if let Some(v) = vals.iter().find(|v| dashu_ratio::RBig::try_from(v.to_f64().value()).ok().as_ref() != Some(*v)) {
+                        let st = if stage == 0 { "embedding".to_string() } else { format!("block {}", stage - 1) };
+                        unrepresentable = Some(format!("example {i}, {st}: intermediate {} is not an f64", memcap_core::model::fmt_exact(v)));
+                    }
+                }
                 for (reg, (a, b)) in ev.iter().zip(&fv).enumerate() {
                     max_abs = max_abs.max(a.abs());
                     if a != b && r.first_state_divergence.is_none() {
@@ -126,13 +147,15 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
     r.max_intermediate_log2 = Some(if max_abs > 0.0 { max_abs.log2() } else { f64::NEG_INFINITY });
     r.outputs_equal = Some((eq, tot));
     let small = max_abs < 9007199254740992.0;
-    let ok = bad == 0 && small && eq == tot;
+    let ok = bad == 0 && small && eq == tot && attn_problem.is_none() && unrepresentable.is_none();
     r.float_exact = Some(ok);
     let scope = if traced < ds.len() { format!("the first {traced} of {} examples", ds.len()) } else { format!("all {} examples", ds.len()) };
     r.basis = if ok {
         format!("weights exact in f64; on {scope} every intermediate is below 2^53 and the f64 outputs equal the exact outputs")
     } else if bad > 0 {
         format!("{bad} weights are not representable in f64")
+    } else if let Some(p) = attn_problem.as_ref().or(unrepresentable.as_ref()) {
+        format!("{p} (runtimes may round differently; f64 outputs equal the exact ones at {eq} of {tot} positions on {scope})")
     } else if !small {
         format!("an exact intermediate reaches 2^{:.1} ≥ 2^53 on {scope}", max_abs.log2())
     } else {

@@ -173,3 +173,16 @@ fn baselines_table_builds_and_verifies_every_network() {
     assert!(rows.iter().any(|r| r["kind"] == "trained" && r["params_dense"] == 123));
     assert_eq!(rows.iter().filter(|r| r["kind"] == "formula").count(), 4);
 }
+
+#[test]
+fn averaging_over_three_tokens_is_not_float_exact() {
+    // Attention weights 1/3 are not f64 values: PyTorch and onnxruntime may round the
+    // average differently, so the verdict must be false even if memcap's own f64 pass agrees.
+    let d = tmpdir("third");
+    let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
+    ok(memcap(&["gen", "-N", "8", "-n", "3", "--vocab", "5", "--classes", "3", "--positional", "learned", "-o", s(&data)]));
+    ok(memcap(&["construct", s(&data), "-o", s(&model), "--positional", "learned"]));
+    let out = d.join("out");
+    let stdout = ok(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
+    assert!(stdout.contains("NOT float-exact") && stdout.contains("1/3"), "{stdout}");
+}
