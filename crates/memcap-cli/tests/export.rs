@@ -4,7 +4,6 @@
 //! whether the model is float-exact; bad input exits 2.
 
 #[path = "../src/onnx_proto.rs"]
-#[allow(dead_code)]
 mod onnx_proto;
 
 use memcap_core::Model;

@@ -46,7 +46,7 @@ pub struct BaselineNet {
     pub input_dim: usize,
     /// Projection weight of (position k, token id t), stored sparsely: the
     /// flattened one-hot input has a single 1 per position.
-    pub projection: HashMap<(usize, u32), IBig>,
+    pub projection: Projection,
     /// Registers m, hidden width q.
     pub width: usize,
     pub ffn_width: usize,
@@ -150,10 +150,13 @@ pub fn flat_ffn_params_dense(seq_len: usize, input_dim: usize, depth: usize) -> 
     (seq_len * input_dim) as u64 + 9 + 142 * depth as u64
 }
 
+/// Projection weight per (position, token id).
+pub type Projection = HashMap<(usize, u32), IBig>;
+
 /// Random integer projection of the flattened one-hot input: u = Σ_k v[k, x_k],
 /// every v even so distinct sums are ≥ 2 apart. Redraws until distinct
 /// sequences get distinct sums. Returns (v, u per example).
-fn project(seqs: &[Vec<u32>], seed: u64) -> Result<(HashMap<(usize, u32), IBig>, Vec<IBig>), ConstructError> {
+fn project(seqs: &[Vec<u32>], seed: u64) -> Result<(Projection, Vec<IBig>), ConstructError> {
     let n_seqs = seqs.len().max(2);
     let bits = 2 * (usize::BITS - (n_seqs - 1).leading_zeros()) + 2;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -175,7 +178,7 @@ fn project(seqs: &[Vec<u32>], seed: u64) -> Result<(HashMap<(usize, u32), IBig>,
 
 /// (u, label) points, deduplicated; an error if one u carries two labels
 /// (identical ordered sequences with different labels).
-fn points(ds: &Dataset, seed: u64) -> Result<(HashMap<(usize, u32), IBig>, Vec<(IBig, u64)>), ConstructError> {
+fn points(ds: &Dataset, seed: u64) -> Result<(Projection, Vec<(IBig, u64)>), ConstructError> {
     let (seqs, labels) = match (&ds.inputs, &ds.labels) {
         (Inputs::Ids { seqs, .. }, Labels::NextToken(y)) => (seqs, y),
         _ => return Err(ConstructError::Config("baselines are built for token-id next-token datasets only".into())),
