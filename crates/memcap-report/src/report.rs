@@ -437,7 +437,7 @@ fn table(recs: &[Rec]) -> Vec<Row> {
 /// Plot size in pixels (SVG user units; the PNG has the same size).
 pub const PLOT_SIZE: (u32, u32) = (900, 600);
 
-/// Data colours (Tableau 10, readable on white); references are greys.
+/// Data colours (Tableau 10, readable on white); references are slate blue (√N) and dark grey (N).
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
@@ -451,7 +451,8 @@ const PALETTE: [RGBColor; 8] = [
 
 fn color(s: &Series, i: usize) -> RGBColor {
     match (s.kind.as_str(), s.slope) {
-        ("reference", Some(p)) if p < 0.75 => RGBColor(150, 150, 150),
+        // √N in slate blue, N in dark grey: two references must be told apart at a glance.
+        ("reference", Some(p)) if p < 0.75 => RGBColor(90, 110, 200),
         ("reference", _) => RGBColor(60, 60, 60),
         ("bound", _) => RGBColor(188, 143, 0),
         _ => PALETTE[i % PALETTE.len()],
