@@ -3,6 +3,9 @@
 //! the model's weights (f64 rounding of the exact values); config.json says
 //! whether the model is float-exact; bad input exits 2.
 
+mod common;
+use common::*;
+
 #[path = "../src/onnx_proto.rs"]
 mod onnx_proto;
 
@@ -10,37 +13,22 @@ use memcap_core::Model;
 use prost::Message;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn memcap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memcap")).args(args).output().expect("runs")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("memcap-export-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// Asserts success and returns stdout.
+fn ok_out(o: Output) -> String {
+    stdout(&common::ok(o))
 }
 
 /// gen + construct; returns (data, model.json, parsed model).
 fn small_model(d: &Path, n_seqs: &str, code_bits: Option<&str>) -> (PathBuf, PathBuf, Model) {
     let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
-    ok(memcap(&["gen", "-N", n_seqs, "-n", "2", "--vocab", "4", "--classes", "2", "-o", s(&data)]));
+    ok_out(memcap(&["gen", "-N", n_seqs, "-n", "2", "--vocab", "4", "--classes", "2", "-o", s(&data)]));
     let mut args = vec!["construct", s(&data), "-o", s(&model)];
     if let Some(b) = code_bits {
         args.extend(["--code-bits", b]);
     }
-    ok(memcap(&args));
+    ok_out(memcap(&args));
     let m = Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
     (data, model, m)
 }
@@ -54,7 +42,7 @@ fn safetensors_export_reads_back_identical_values() {
     let d = tmpdir("st");
     let (data, model, m) = small_model(&d, "6", Some("4"));
     let out = d.join("out");
-    ok(memcap(&["export", s(&model), "--format", "safetensors", "-o", s(&out), "--data", s(&data)]));
+    ok_out(memcap(&["export", s(&model), "--format", "safetensors", "-o", s(&out), "--data", s(&data)]));
     let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let want = expected_tensors(&m);
@@ -73,7 +61,7 @@ fn config_json_describes_architecture_and_float_exactness() {
     let d = tmpdir("cfg");
     let (data, model, m) = small_model(&d, "6", Some("4"));
     let out = d.join("out");
-    let stdout = ok(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
+    let stdout = ok_out(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
     assert!(stdout.contains("FLOAT-EXACT"), "{stdout}");
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["model_type"], "memcap-constructed");
@@ -91,7 +79,7 @@ fn export_without_data_leaves_float_exactness_open_when_weights_fit() {
     let d = tmpdir("nodata");
     let (_, model, _) = small_model(&d, "6", Some("4"));
     let out = d.join("out");
-    let stdout = ok(memcap(&["export", s(&model), "-o", s(&out)]));
+    let stdout = ok_out(memcap(&["export", s(&model), "-o", s(&out)]));
     assert!(stdout.contains("float-exactness unknown"), "{stdout}");
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert!(cfg["float_exact"].is_null());
@@ -101,10 +89,10 @@ fn export_without_data_leaves_float_exactness_open_when_weights_fit() {
 fn big_weight_models_are_reported_not_float_exact() {
     let d = tmpdir("big");
     let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
-    ok(memcap(&["gen", "-N", "2000", "-n", "16", "--vocab", "1000", "--classes", "16", "-o", s(&data)]));
-    ok(memcap(&["construct", s(&data), "-o", s(&model)]));
+    ok_out(memcap(&["gen", "-N", "2000", "-n", "16", "--vocab", "1000", "--classes", "16", "-o", s(&data)]));
+    ok_out(memcap(&["construct", s(&data), "-o", s(&model)]));
     let out = d.join("out");
-    let stdout = ok(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&out), "--data", s(&data), "--check-limit", "5"]));
+    let stdout = ok_out(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&out), "--data", s(&data), "--check-limit", "5"]));
     assert!(stdout.contains("NOT float-exact"), "{stdout}");
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["float_exact"], false);
@@ -115,7 +103,7 @@ fn onnx_export_reads_back_identical_weights_and_a_well_formed_graph() {
     let d = tmpdir("onnx");
     let (data, model, m) = small_model(&d, "6", Some("4"));
     let out = d.join("out");
-    ok(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&out), "--data", s(&data)]));
+    ok_out(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&out), "--data", s(&data)]));
     let proto = onnx_proto::ModelProto::decode(std::fs::read(out.join("model.onnx")).unwrap().as_slice()).unwrap();
     assert!(proto.opset_import.iter().any(|o| o.domain.is_empty() && o.version >= 13));
     let g = proto.graph.expect("graph");
@@ -160,8 +148,8 @@ fn export_of_a_missing_model_exits_2_naming_the_file() {
 fn baselines_table_builds_and_verifies_every_network() {
     let d = tmpdir("baselines");
     let data = d.join("data.jsonl");
-    ok(memcap(&["gen", "-N", "60", "-n", "4", "--vocab", "10", "--classes", "4", "-o", s(&data)]));
-    let out = ok(memcap(&["baselines", s(&data), "--trained-min", "123", "--json"]));
+    ok_out(memcap(&["gen", "-N", "60", "-n", "4", "--vocab", "10", "--classes", "4", "-o", s(&data)]));
+    let out = ok_out(memcap(&["baselines", s(&data), "--trained-min", "123", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = v["rows"].as_array().unwrap();
     let built: Vec<&serde_json::Value> = rows.iter().filter(|r| r["kind"] == "built").collect();
@@ -179,9 +167,9 @@ fn averaging_over_three_tokens_is_not_float_exact() {
     // average differently, so the verdict must be false even if memcap's own f64 pass agrees.
     let d = tmpdir("third");
     let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
-    ok(memcap(&["gen", "-N", "8", "-n", "3", "--vocab", "5", "--classes", "3", "--positional", "learned", "-o", s(&data)]));
-    ok(memcap(&["construct", s(&data), "-o", s(&model), "--positional", "learned"]));
+    ok_out(memcap(&["gen", "-N", "8", "-n", "3", "--vocab", "5", "--classes", "3", "--positional", "learned", "-o", s(&data)]));
+    ok_out(memcap(&["construct", s(&data), "-o", s(&model), "--positional", "learned"]));
     let out = d.join("out");
-    let stdout = ok(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
+    let stdout = ok_out(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
     assert!(stdout.contains("NOT float-exact") && stdout.contains("1/3"), "{stdout}");
 }

@@ -2,35 +2,12 @@
 //! seed-averaged numbers of the results with the fitted slopes, and the SVG,
 //! PNG, Markdown and HTML are drawn from exactly those series.
 
+mod common;
+use common::*;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn memcap(args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_memcap"));
-    c.args(args);
-    for v in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "HQ_TASK_ID"] {
-        c.env_remove(v);
-    }
-    c.output().expect("runs")
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "exit {:?}\n{}\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("memcap-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use std::path::PathBuf;
 
 const TINY: &str = r#"{"sweeps":[
   {"kind":"construct","grid":{"N":[50,100,200,400],"seed":[0,1]},"fixed":{"n":8,"vocab":100,"classes":4}},

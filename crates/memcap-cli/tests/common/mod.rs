@@ -1,0 +1,56 @@
+//! Helpers shared by the CLI integration tests: run the real `memcap` binary
+//! (with the scheduler index variables cleared, so a test behaves the same
+//! inside a Slurm or Kubernetes job), fresh temp folders, output as text.
+#![allow(dead_code)] // each test file uses a subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_memcap");
+
+/// Runs `memcap ARGS`.
+pub fn memcap(args: &[&str]) -> Output {
+    memcap_env(args, &[])
+}
+
+/// Runs `memcap ARGS` with the scheduler variables cleared, then `env` set.
+pub fn memcap_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    for v in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "HQ_TASK_ID"] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("runs")
+}
+
+/// A fresh, empty folder for one test (each test binary is its own process,
+/// so the pid keeps files from different binaries apart).
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("memcap-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A path as &str for argument lists.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts that the command succeeded (printing its output if not).
+pub fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "exit {:?}\n{}\n{}", o.status.code(), stdout(&o), stderr(&o));
+    o
+}
