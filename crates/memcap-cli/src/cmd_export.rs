@@ -84,7 +84,11 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
         examples: ds.map_or(0, |d| d.len()),
         outputs_equal: None,
         first_state_divergence: None,
-        basis: if bad > 0 { format!("{bad} weights are not representable in f64") } else { "all weights are exact in f64; intermediates not checked (pass --data)".into() },
+        basis: if bad > 0 {
+            format!("{bad} weights are not representable in f64")
+        } else {
+            "all weights are exact in f64; intermediates not checked (pass --data)".into()
+        },
     };
     let Some(ds) = ds else { return Ok(r) };
     let prep = Prepared::new(model, ds).map_err(|e| InputError(e.to_string()))?;
@@ -116,9 +120,14 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
             for (j, (e, f)) in ec.iter().zip(fc).enumerate() {
                 let (ev, fv) = (ex.to_f64(e), fl.to_f64(f));
                 if let (eval::ExactCol::Rat(vals), None) = (e, &unrepresentable) {
-                    if let Some(v) = vals.iter().find(|v| dashu_ratio::RBig::try_from(v.to_f64().value()).ok().as_ref() != Some(*v)) {
+                    if let Some(v) =
+                        vals.iter().find(|v| dashu_ratio::RBig::try_from(v.to_f64().value()).ok().as_ref() != Some(*v))
+                    {
                         let st = if stage == 0 { "embedding".to_string() } else { format!("block {}", stage - 1) };
-                        unrepresentable = Some(format!("example {i}, {st}: intermediate {} is not an f64", memcap_core::model::fmt_exact(v)));
+                        unrepresentable = Some(format!(
+                            "example {i}, {st}: intermediate {} is not an f64",
+                            memcap_core::model::fmt_exact(v)
+                        ));
                     }
                 }
                 for (reg, (a, b)) in ev.iter().zip(&fv).enumerate() {
@@ -126,7 +135,10 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
                     if a != b && r.first_state_divergence.is_none() {
                         let st = if stage == 0 { "embedding".to_string() } else { format!("block {}", stage - 1) };
                         let name = model.config.registers.get(reg).cloned().unwrap_or_default();
-                        r.first_state_divergence = Some(format!("example {i}, {st}, register {name}, position {}: exact {a:e} vs f64 {b:e}", j + 1));
+                        r.first_state_divergence = Some(format!(
+                            "example {i}, {st}, register {name}, position {}: exact {a:e} vs f64 {b:e}",
+                            j + 1
+                        ));
                     }
                 }
             }
@@ -149,7 +161,11 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
     let small = max_abs < 9007199254740992.0;
     let ok = bad == 0 && small && eq == tot && attn_problem.is_none() && unrepresentable.is_none();
     r.float_exact = Some(ok);
-    let scope = if traced < ds.len() { format!("the first {traced} of {} examples", ds.len()) } else { format!("all {} examples", ds.len()) };
+    let scope = if traced < ds.len() {
+        format!("the first {traced} of {} examples", ds.len())
+    } else {
+        format!("all {} examples", ds.len())
+    };
     r.basis = if ok {
         format!("weights exact in f64; on {scope} every intermediate is below 2^53 and the f64 outputs equal the exact outputs")
     } else if bad > 0 {
@@ -206,7 +222,9 @@ fn read_data_for(model: &Model, path: &Path, dedupe: DedupeArg) -> Result<Datase
     };
     let ds = read_dataset(path, opts)?;
     let policy = if dedupe == DedupeArg::Majority { Dedupe::Majority } else { Dedupe::Error };
-    let (ds, _) = ds.resolve_conflicts(model.config.positional, policy).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+    let (ds, _) = ds
+        .resolve_conflicts(model.config.positional, policy)
+        .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
     Ok(ds)
 }
 
@@ -236,7 +254,12 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
     let cfg_path = a.out.join("config.json");
     write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"files": [weights, cfg_path], "bytes": bytes.len(), "float_exactness": fe}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"files": [weights, cfg_path], "bytes": bytes.len(), "float_exactness": fe})
+            )?
+        );
     } else {
         println!("wrote {} ({} bytes) and {}", weights.display(), bytes.len(), cfg_path.display());
         let verdict = match fe.float_exact {
@@ -246,7 +269,10 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
         };
         println!("float exactness  {verdict}: {}", fe.basis);
         if let Some(l) = fe.max_intermediate_log2 {
-            println!("                 largest exact intermediate 2^{l:.1}; weights inexact in f64: {}", fe.weights_inexact_f64);
+            println!(
+                "                 largest exact intermediate 2^{l:.1}; weights inexact in f64: {}",
+                fe.weights_inexact_f64
+            );
         }
         if let Some(d) = &fe.first_state_divergence {
             println!("                 first f64 state divergence: {d}");
@@ -261,24 +287,35 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
 fn export_trained(a: &ExportArgs) -> Result<Outcome> {
     use candle_core::{Device, Tensor};
     if a.format != ExportFormat::Safetensors {
-        return Err(InputError(format!("{}: ONNX export of trained models is not implemented (use --format safetensors)", a.model.display())).into());
+        return Err(InputError(format!(
+            "{}: ONNX export of trained models is not implemented (use --format safetensors)",
+            a.model.display()
+        ))
+        .into());
     }
-    let cfg_text = std::fs::read_to_string(a.model.join("config.json")).with_context(|| format!("cannot read {}/config.json", a.model.display()))?;
-    let run_cfg: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| InputError(format!("{}/config.json: {e}", a.model.display())))?;
+    let cfg_text = std::fs::read_to_string(a.model.join("config.json"))
+        .with_context(|| format!("cannot read {}/config.json", a.model.display()))?;
+    let run_cfg: serde_json::Value =
+        serde_json::from_str(&cfg_text).map_err(|e| InputError(format!("{}/config.json: {e}", a.model.display())))?;
     let mcfg: memcap_train::ModelConfig = serde_json::from_value(run_cfg["model"].clone())
         .map_err(|e| InputError(format!("{}/config.json: not a memcap train run config: {e}", a.model.display())))?;
-    let st_bytes = std::fs::read(a.model.join("model.safetensors")).with_context(|| format!("cannot read {}/model.safetensors", a.model.display()))?;
+    let st_bytes = std::fs::read(a.model.join("model.safetensors"))
+        .with_context(|| format!("cannot read {}/model.safetensors", a.model.display()))?;
     write_atomic(&a.out.join("model.safetensors"), &st_bytes)?;
     write_atomic(&a.out.join("config.json"), cfg_text.as_bytes())?;
     let mut files = vec![a.out.join("model.safetensors"), a.out.join("config.json")];
     if let Some(data) = &a.data {
         memcap_train::ensure_single_threaded_ops();
-        let st = safetensors::SafeTensors::deserialize(&st_bytes).map_err(|e| InputError(format!("{}/model.safetensors: {e}", a.model.display())))?;
+        let st = safetensors::SafeTensors::deserialize(&st_bytes)
+            .map_err(|e| InputError(format!("{}/model.safetensors: {e}", a.model.display())))?;
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
         let model = memcap_train::model::Model::new(&mcfg, &mut rng).map_err(|e| InputError(e.to_string()))?;
         for v in model.vars() {
-            let t = st.tensor(&v.name).map_err(|e| InputError(format!("{}/model.safetensors: {}: {e}", a.model.display(), v.name)))?;
-            let vals: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let t = st
+                .tensor(&v.name)
+                .map_err(|e| InputError(format!("{}/model.safetensors: {}: {e}", a.model.display(), v.name)))?;
+            let vals: Vec<f32> =
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             let mut tensor = Tensor::from_vec(vals, t.shape(), &Device::Cpu)?;
             if v.transposed {
                 tensor = tensor.t()?.contiguous()?;
@@ -359,12 +396,14 @@ pub fn baselines(a: BaselinesArgs) -> Result<Outcome> {
     let mut rows = Vec::new();
     let mut all_ok = true;
     // memcap's construction (the paper's, reconstructed).
-    let built = construct(&ds, &ConstructConfig { seed: a.seed, ..Default::default() }).map_err(|e| InputError(format!("{}: {e}", a.data.display())))?;
+    let built = construct(&ds, &ConstructConfig { seed: a.seed, ..Default::default() })
+        .map_err(|e| InputError(format!("{}: {e}", a.data.display())))?;
     let acc = built.model.accounting();
     let memorized = if a.no_verify {
         None
     } else {
-        let r = memcap_core::verify(&built.model, &ds, memcap_core::Arith::Exact, &eval::NoProgress).map_err(|e| InputError(e.to_string()))?;
+        let r = memcap_core::verify(&built.model, &ds, memcap_core::Arith::Exact, &eval::NoProgress)
+            .map_err(|e| InputError(e.to_string()))?;
         all_ok &= r.all_memorized();
         Some(format!("{}/{}", r.memorized, r.examples))
     };
@@ -403,13 +442,23 @@ pub fn baselines(a: BaselinesArgs) -> Result<Outcome> {
         ("this paper, seq2seq  d + √(nN)", b.ks_seq2seq),
         ("lower bound order  √(N / log2 N)", lower_bound_params(big_n)),
     ] {
-        rows.push(Row { model: name.into(), kind: "formula", params_dense: None, params_nonzero: None, order: Some(v), depth: None, max_weight_bits: None, memorized: None });
+        rows.push(Row {
+            model: name.into(),
+            kind: "formula",
+            params_dense: None,
+            params_nonzero: None,
+            order: Some(v),
+            depth: None,
+            max_weight_bits: None,
+            memorized: None,
+        });
     }
     let trained = match (&a.capacity, a.trained_min) {
         (_, Some(p)) => Some(p),
         (Some(path), None) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
             let p = v.get("min_params").and_then(|p| p.as_u64());
             if p.is_none() {
                 notes.push(format!("{}: no memorizing size found (min_params is null)", path.display()));
@@ -419,14 +468,35 @@ pub fn baselines(a: BaselinesArgs) -> Result<Outcome> {
         _ => None,
     };
     match trained {
-        Some(p) => rows.push(Row { model: "trained minimum (gradient descent)".into(), kind: "trained", params_dense: Some(p), params_nonzero: None, order: None, depth: None, max_weight_bits: None, memorized: None }),
-        None => notes.push("trained minimum: not given (pass --trained-min P or --capacity capacity.json from `memcap capacity`)".into()),
+        Some(p) => rows.push(Row {
+            model: "trained minimum (gradient descent)".into(),
+            kind: "trained",
+            params_dense: Some(p),
+            params_nonzero: None,
+            order: None,
+            depth: None,
+            max_weight_bits: None,
+            memorized: None,
+        }),
+        None => notes.push(
+            "trained minimum: not given (pass --trained-min P or --capacity capacity.json from `memcap capacity`)"
+                .into(),
+        ),
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"N": big_n, "n": n, "d": d, "rows": rows, "notes": notes}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"N": big_n, "n": n, "d": d, "rows": rows, "notes": notes}))?
+        );
     } else {
-        println!("dataset N = {big_n}, n = {n}, d = {d} (d = vocabulary for token ids; flattened input n·d = {})", n * d);
-        println!("{:<58} {:>8} {:>12} {:>10} {:>7} {:>6} {:>12}", "model", "kind", "dense", "nonzero", "depth", "bits", "exact");
+        println!(
+            "dataset N = {big_n}, n = {n}, d = {d} (d = vocabulary for token ids; flattened input n·d = {})",
+            n * d
+        );
+        println!(
+            "{:<58} {:>8} {:>12} {:>10} {:>7} {:>6} {:>12}",
+            "model", "kind", "dense", "nonzero", "depth", "bits", "exact"
+        );
         let f = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         for r in &rows {
             let dense = match r.order {

@@ -31,7 +31,10 @@ pub fn report(a: ReportArgs) -> Result<Outcome> {
         let text = std::fs::read_to_string(&a.results)?;
         let mut v = Vec::new();
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            v.push(serde_json::from_str(line).map_err(|e| InputError(format!("{}: line {}: {e}", a.results.display(), i + 1)))?);
+            v.push(
+                serde_json::from_str(line)
+                    .map_err(|e| InputError(format!("{}: line {}: {e}", a.results.display(), i + 1)))?,
+            );
         }
         v
     } else {

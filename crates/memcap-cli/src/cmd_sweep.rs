@@ -26,7 +26,10 @@ use memcap_core::gen::{self, GenConfig, GenKind};
 use memcap_core::model::lower_bound_params;
 use memcap_core::verify::{verify, Arith};
 use memcap_core::{MapChoice, Positional, Task as CoreTask};
-use memcap_report::sweep::{canonical_json, expand, is_task_id, parse_task_line, CapacityTask, ConstructTask, Planned, Task, TaskHead, TrainTask};
+use memcap_report::sweep::{
+    canonical_json, expand, is_task_id, parse_task_line, CapacityTask, ConstructTask, Planned, Task, TaskHead,
+    TrainTask,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -184,7 +187,10 @@ fn shard_index(a: &RunArgs) -> Result<Option<(usize, &'static str)>> {
             if v.trim().is_empty() {
                 continue;
             }
-            let i = v.trim().parse::<usize>().map_err(|_| InputError(format!("${var} = {v:?} is not a task index (a non-negative integer)")))?;
+            let i = v
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| InputError(format!("${var} = {v:?} is not a task index (a non-negative integer)")))?;
             return Ok(Some((i, var)));
         }
     }
@@ -203,7 +209,9 @@ fn run(a: RunArgs) -> Result<Outcome> {
         return Err(InputError("--jobs must be at least 1".into()).into());
     }
     let selected: Vec<&(usize, Planned)> = match shard_index(&a)? {
-        None if a.stride.is_some() => return Err(InputError("--stride needs a shard index (--index or a scheduler variable)".into()).into()),
+        None if a.stride.is_some() => {
+            return Err(InputError("--stride needs a shard index (--index or a scheduler variable)".into()).into())
+        }
         None => tasks.iter().collect(),
         Some((i, from)) => {
             let k = a.stride.unwrap_or(usize::MAX);
@@ -212,12 +220,18 @@ fn run(a: RunArgs) -> Result<Outcome> {
             }
             let sel: Vec<_> = tasks.iter().skip(i).step_by(k.min(tasks.len().max(1))).collect();
             let sel = if a.stride.is_none() { sel.into_iter().take(1).collect() } else { sel };
-            eprintln!("shard index {i} (from {from}){}: {} of {} tasks", a.stride.map_or(String::new(), |k| format!(", stride {k}")), sel.len(), tasks.len());
+            eprintln!(
+                "shard index {i} (from {from}){}: {} of {} tasks",
+                a.stride.map_or(String::new(), |k| format!(", stride {k}")),
+                sel.len(),
+                tasks.len()
+            );
             sel
         }
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let todo: Vec<&(usize, Planned)> = selected.iter().copied().filter(|(_, t)| !existing_result(&a.out, &t.id)).collect();
+    let todo: Vec<&(usize, Planned)> =
+        selected.iter().copied().filter(|(_, t)| !existing_result(&a.out, &t.id)).collect();
     let skipped = selected.len() - todo.len();
     if todo.iter().any(|(_, t)| !matches!(t.task, Task::Construct(_))) {
         // Before any thread starts: candle single-threaded per training.
@@ -318,7 +332,10 @@ fn run_construct(c: &ConstructTask) -> Result<(Value, Value)> {
     let construct_seconds = t0.elapsed().as_secs_f64();
     let acc = built.model.accounting();
     let ver = if c.verify {
-        Some(verify(&built.model, &ds, Arith::Exact, &memcap_core::eval::NoProgress).map_err(|e| InputError(e.to_string()))?)
+        Some(
+            verify(&built.model, &ds, Arith::Exact, &memcap_core::eval::NoProgress)
+                .map_err(|e| InputError(e.to_string()))?,
+        )
     } else {
         None
     };
@@ -374,7 +391,8 @@ fn run_train(c: &TrainTask) -> Result<(Value, Value)> {
     };
     let r = memcap_train::train(&model, &train, &data, &mut |_| {}).map_err(|e| InputError(e.to_string()))?;
     let s = &r.summary;
-    let metrics: Vec<Value> = r.metrics.iter().map(|m| json!({"step": m.step, "loss": m.loss, "acc": m.acc, "seq_acc": m.seq_acc})).collect();
+    let metrics: Vec<Value> =
+        r.metrics.iter().map(|m| json!({"step": m.step, "loss": m.loss, "acc": m.acc, "seq_acc": m.seq_acc})).collect();
     let result = json!({
         "model": r.config.model, "num_params": s.num_params, "memorized": s.memorized, "steps": s.steps,
         "final_loss": s.final_loss, "final_acc": s.final_acc, "final_seq_acc": s.final_seq_acc,
@@ -391,7 +409,12 @@ fn run_capacity(c: &CapacityTask) -> Result<(Value, Value)> {
     let family = if c.model == "mlp" {
         Family::Mlp
     } else {
-        Family::Transformer { heads: c.heads, ff_mult: c.ff_mult, pos_encoding: c.pos_encoding, layer_norm: c.layer_norm }
+        Family::Transformer {
+            heads: c.heads,
+            ff_mult: c.ff_mult,
+            pos_encoding: c.pos_encoding,
+            layer_norm: c.layer_norm,
+        }
     };
     let spec = CapacitySpec {
         family,
@@ -399,7 +422,12 @@ fn run_capacity(c: &CapacityTask) -> Result<(Value, Value)> {
         widths: c.widths.clone(),
         lrs: c.lrs.clone(),
         seeds: c.seeds.clone(),
-        train: TrainConfig { batch_size: c.batch_size, max_steps: c.steps, eval_every: c.eval_every, ..TrainConfig::default() },
+        train: TrainConfig {
+            batch_size: c.batch_size,
+            max_steps: c.steps,
+            eval_every: c.eval_every,
+            ..TrainConfig::default()
+        },
         strategy: if c.strategy == "ascending" { Strategy::Ascending } else { Strategy::Bisect },
         threads: c.threads,
     };
@@ -526,7 +554,8 @@ fn merge(a: MergeArgs) -> Result<Outcome> {
     if let Some(tp) = &a.tasks {
         let tasks = read_tasks(tp)?;
         let have: BTreeSet<&str> = records.iter().filter_map(|r| r["id"].as_str()).collect();
-        let missing: Vec<usize> = tasks.iter().enumerate().filter(|(_, (_, t))| !have.contains(t.id.as_str())).map(|(i, _)| i).collect();
+        let missing: Vec<usize> =
+            tasks.iter().enumerate().filter(|(_, (_, t))| !have.contains(t.id.as_str())).map(|(i, _)| i).collect();
         eprintln!("{} of {} tasks of {} done", tasks.len() - missing.len(), tasks.len(), tp.display());
         if !missing.is_empty() {
             let shown: Vec<String> = missing.iter().take(20).map(|i| i.to_string()).collect();

@@ -149,10 +149,17 @@ pub fn gen(a: GenArgs) -> Result<Outcome> {
                 UnitArg::Bytes => TextUnit::Bytes,
                 UnitArg::Words => TextUnit::Words,
             };
-            let td = gen::text_windows(&bytes, a.seq_len, unit).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+            let td = gen::text_windows(&bytes, a.seq_len, unit)
+                .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
             // Conflicts in both model kinds: order-blind (no positions) and ordered.
-            for (mode, pos) in [("no positions (permutation-equivalent contexts)", Positional::None), ("learned positions (identical ordered contexts)", Positional::Learned)] {
-                let (_, rep) = td.dataset.resolve_conflicts(pos, Dedupe::Majority).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+            for (mode, pos) in [
+                ("no positions (permutation-equivalent contexts)", Positional::None),
+                ("learned positions (identical ordered contexts)", Positional::Learned),
+            ] {
+                let (_, rep) = td
+                    .dataset
+                    .resolve_conflicts(pos, Dedupe::Majority)
+                    .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
                 eprintln!(
                     "conflicts with {mode}: {} of {} windows, best achievable accuracy {:.2}%",
                     rep.labels_in_conflict,
@@ -284,7 +291,8 @@ impl BuildOpts {
 
 /// Applies the dedupe policy for the model kind; prints the conflict report.
 fn resolve(ds: Dataset, positional: Positional, dedupe: DedupeArg, path: &Path, quiet: bool) -> Result<Dataset> {
-    let (out, rep) = ds.resolve_conflicts(positional, dedupe.into()).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+    let (out, rep) =
+        ds.resolve_conflicts(positional, dedupe.into()).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
     if rep.labels_in_conflict > 0 && !quiet {
         eprintln!(
             "dedupe majority: {} of {} labels in conflict, {} dropped/relabelled; best achievable accuracy {:.2}%",
@@ -527,7 +535,10 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
         results.push(json!({"report": r, "first_divergence": div}));
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"results": results, "accounting": accounting_json(&model, &ds)}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"results": results, "accounting": accounting_json(&model, &ds)}))?
+        );
     }
     Ok(if exact_ok { Outcome::Ok } else { Outcome::NotMemorized })
 }
@@ -551,13 +562,24 @@ pub fn inspect(a: InspectArgs) -> Result<Outcome> {
     let m = read_model(&a.model)?;
     let acc = m.accounting();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"config": m.config, "accounting": acc, "construction": m.construction}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"config": m.config, "accounting": acc, "construction": m.construction})
+            )?
+        );
         return Ok(Outcome::Ok);
     }
     let c = &m.config;
     println!("model            {} (format {} v{})", a.model.display(), m.format, m.version);
-    println!("input            {:?}, seq_len {}, positional {:?}, task {:?}, C = {}", c.input, c.seq_len, c.positional, c.task, c.num_classes);
-    println!("architecture     L = {}, m = {}, q = {}, heads = {}, head dim = {}, {:?}", c.blocks, c.width, c.ffn_width, c.heads, c.head_dim, c.attention);
+    println!(
+        "input            {:?}, seq_len {}, positional {:?}, task {:?}, C = {}",
+        c.input, c.seq_len, c.positional, c.task, c.num_classes
+    );
+    println!(
+        "architecture     L = {}, m = {}, q = {}, heads = {}, head dim = {}, {:?}",
+        c.blocks, c.width, c.ffn_width, c.heads, c.head_dim, c.attention
+    );
     println!("attention blocks {:?} (all others have zero attention)", c.attention_blocks);
     println!("registers        {}", c.registers.join(" "));
     println!("params dense     {} (formula {})", acc.params_dense, m.dense_param_formula());
@@ -580,7 +602,16 @@ pub fn inspect(a: InspectArgs) -> Result<Outcome> {
 
 /// Random consistent token-id data (no positions), as `memcap gen` makes it.
 fn random_ids(n_seqs: usize, seq_len: usize, vocab: usize, classes: u32, task: TaskArg, seed: u64) -> Result<Dataset> {
-    let cfg = GenConfig { n_seqs, seq_len, vocab, num_classes: classes, task: task.into(), kind: GenKind::Ids, positional: Positional::None, seed };
+    let cfg = GenConfig {
+        n_seqs,
+        seq_len,
+        vocab,
+        num_classes: classes,
+        task: task.into(),
+        kind: GenKind::Ids,
+        positional: Positional::None,
+        seed,
+    };
     Ok(gen::generate(&cfg).map_err(|e| InputError(e.to_string()))?)
 }
 
@@ -611,8 +642,10 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     let (built, secs) = build_model(&ds, &opts, Path::new("<generated>"), a.json)?;
     // Round-trip through the file format so the verifier runs what a user would load.
     let model = Model::from_json(&built.model.to_json()).context("model JSON round-trip")?;
-    let reports: Vec<VerifyReport> =
-        [Arith::Exact, Arith::F64, Arith::F32].into_iter().map(|ar| verify_one(&model, &ds, ar, a.json)).collect::<Result<_>>()?;
+    let reports: Vec<VerifyReport> = [Arith::Exact, Arith::F64, Arith::F32]
+        .into_iter()
+        .map(|ar| verify_one(&model, &ds, ar, a.json))
+        .collect::<Result<_>>()?;
     if a.json {
         println!(
             "{}",
@@ -740,7 +773,9 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
         n_rows.push(run(a.n_fixed, len)?);
     }
     let n_ratio = match (n_rows.first(), n_rows.last()) {
-        (Some(f), Some(l)) if n_rows.len() > 1 => Some(l["params_nonzero"].as_f64().unwrap_or(0.0) / f["params_nonzero"].as_f64().unwrap_or(1.0)),
+        (Some(f), Some(l)) if n_rows.len() > 1 => {
+            Some(l["params_nonzero"].as_f64().unwrap_or(0.0) / f["params_nonzero"].as_f64().unwrap_or(1.0))
+        }
         _ => None,
     };
     if a.json {

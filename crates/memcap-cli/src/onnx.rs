@@ -143,7 +143,9 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
             let g = b.node("Gather", &[&embed_t, input], "embed", vec![int_attr("axis", 0)]);
             (g, tensor_info(input, data_type::INT64, &[Err("batch"), Ok(n)]))
         }
-        InputSpec::Vectors { d } => (b.matmul(input, &embed_t), tensor_info(input, data_type::DOUBLE, &[Err("batch"), Ok(n), Ok(d as i64)])),
+        InputSpec::Vectors { d } => {
+            (b.matmul(input, &embed_t), tensor_info(input, data_type::DOUBLE, &[Err("batch"), Ok(n), Ok(d as i64)]))
+        }
     };
     let eb = b.vector("embed.bias", &w.embed_bias);
     z = b.add(&z, &eb);
@@ -152,7 +154,8 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
         z = b.add(&z, &pt);
     }
 
-    let minus_one = if c.attention == AttentionKind::Hardmax { b.init_i64("const.axes_last", &[-1]) } else { String::new() };
+    let minus_one =
+        if c.attention == AttentionKind::Hardmax { b.init_i64("const.axes_last", &[-1]) } else { String::new() };
     for (l, blk) in w.blocks.iter().enumerate() {
         if !blk.heads.is_empty() {
             let mut attn: Option<String> = None;
@@ -173,7 +176,8 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
                 let a = match c.attention {
                     AttentionKind::Softmax => b.node("Softmax", &[&s], "softmax", vec![int_attr("axis", -1)]),
                     AttentionKind::Hardmax => {
-                        let mx = b.node("ReduceMax", &[&s], "max", vec![ints_attr("axes", &[-1]), int_attr("keepdims", 1)]);
+                        let mx =
+                            b.node("ReduceMax", &[&s], "max", vec![ints_attr("axes", &[-1]), int_attr("keepdims", 1)]);
                         let eq = b.node("Equal", &[&s, &mx], "ties", vec![]);
                         let ef = b.node("Cast", &[&eq], "tiesf", vec![int_attr("to", data_type::DOUBLE as i64)]);
                         let cnt = b.node("ReduceSum", &[&ef, &minus_one], "count", vec![int_attr("keepdims", 1)]);
@@ -234,7 +238,10 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
         doc_string: "Exported by memcap export --format onnx (f64 weights).".into(),
         graph: Some(graph),
         opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
-        metadata_props: metadata.iter().map(|(k, v)| StringStringEntryProto { key: k.clone(), value: v.clone() }).collect(),
+        metadata_props: metadata
+            .iter()
+            .map(|(k, v)| StringStringEntryProto { key: k.clone(), value: v.clone() })
+            .collect(),
     }
 }
 

@@ -17,8 +17,8 @@ use memcap_train::capacity::{capacity_search, CapacitySpec, Family, Strategy};
 use memcap_train::repro;
 use memcap_train::run::{write_atomic, write_report, write_run};
 use memcap_train::{
-    consistency_report, text_windows, Labels, MlpConfig, ModelConfig, TextSpec, Tokenization, TrainConfig,
-    TrainData, TransformerConfig,
+    consistency_report, text_windows, Labels, MlpConfig, ModelConfig, TextSpec, Tokenization, TrainConfig, TrainData,
+    TransformerConfig,
 };
 
 use crate::commands::Outcome;
@@ -262,7 +262,9 @@ fn load(args: &DataArgs) -> Result<TrainData> {
     let ds = crate::io::read_dataset(&args.data, memcap_core::parse::ParseOptions::default())?;
     let (vocab, seqs) = match ds.inputs {
         memcap_core::data::Inputs::Ids { vocab, seqs } => (vocab, seqs),
-        memcap_core::data::Inputs::Vectors { .. } => bail!("{}: training needs token ids, not vectors", args.data.display()),
+        memcap_core::data::Inputs::Vectors { .. } => {
+            bail!("{}: training needs token ids, not vectors", args.data.display())
+        }
     };
     let labels = match ds.labels {
         memcap_core::data::Labels::NextToken(l) => Labels::NextToken(l),
@@ -299,7 +301,13 @@ pub fn train(a: TrainArgs) -> Result<Outcome> {
     let cfg = a.schedule.config();
     model.validate_for(&data)?;
     cfg.validate()?;
-    eprintln!("{} with {} parameters on N = {}, n = {}", model.family(), model.num_params(), data.len(), data.seq_len());
+    eprintln!(
+        "{} with {} parameters on N = {}, n = {}",
+        model.family(),
+        model.num_params(),
+        data.len(),
+        data.seq_len()
+    );
     let pb = bar(!a.quiet, cfg.max_steps);
     let mut last_eval = String::new();
     let run = memcap_train::train(&model, &cfg, &data, &mut |p| {
@@ -320,7 +328,14 @@ pub fn train(a: TrainArgs) -> Result<Outcome> {
     let s = &run.summary;
     println!(
         "{}: {} params, {} steps, loss {:.4}, acc {:.4}, memorized {}, {:.3} bits/param -> {}",
-        s.family, s.num_params, s.steps, s.final_loss, s.final_acc, s.memorized, s.bits_per_param, a.out.display()
+        s.family,
+        s.num_params,
+        s.steps,
+        s.final_loss,
+        s.final_acc,
+        s.memorized,
+        s.bits_per_param,
+        a.out.display()
     );
     Ok(if s.memorized { Outcome::Ok } else { Outcome::NotMemorized })
 }
@@ -415,7 +430,8 @@ pub fn repro(a: ReproArgs) -> Result<Outcome> {
             write(&a.out, "size_vs_n", r.render()?)?;
         }
         ReproKind::MlpVsTransformer { steps, params } => {
-            let mut spec = repro::MlpVsTransformerSpec { param_budget: params, threads: a.threads, ..Default::default() };
+            let mut spec =
+                repro::MlpVsTransformerSpec { param_budget: params, threads: a.threads, ..Default::default() };
             spec.train.max_steps = steps;
             let r = repro::mlp_vs_transformer(&spec, &mut |row| {
                 eprintln!("n = {:4} {:12} {} params acc {:.4}", row.seq_len, row.family, row.num_params, row.best_acc)

@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 
-
 #[test]
 fn gen_construct_verify_round_trip() {
     let d = tmpdir("round");
@@ -33,7 +32,9 @@ fn gen_construct_verify_round_trip() {
 fn wrong_labels_exit_with_code_1() {
     let d = tmpdir("wrong");
     let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
-    assert!(memcap(&["gen", "-N", "50", "-n", "4", "--vocab", "20", "--classes", "4", "-o", s(&data)]).status.success());
+    assert!(memcap(&["gen", "-N", "50", "-n", "4", "--vocab", "20", "--classes", "4", "-o", s(&data)])
+        .status
+        .success());
     assert!(memcap(&["construct", s(&data), "-o", s(&model)]).status.success());
     // Change one label: the model memorized the old one.
     let text = std::fs::read_to_string(&data).unwrap();
@@ -80,7 +81,9 @@ fn bad_input_exits_2_names_file_and_line_and_writes_nothing() {
 fn safetensors_export_holds_the_f64_weights() {
     let d = tmpdir("st");
     let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
-    assert!(memcap(&["gen", "-N", "40", "-n", "3", "--vocab", "10", "--classes", "3", "-o", s(&data)]).status.success());
+    assert!(memcap(&["gen", "-N", "40", "-n", "3", "--vocab", "10", "--classes", "3", "-o", s(&data)])
+        .status
+        .success());
     assert!(memcap(&["construct", s(&data), "-o", s(&model)]).status.success());
     let m = memcap_core::Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
     let bytes = std::fs::read(d.join("model.safetensors")).unwrap();

@@ -52,7 +52,11 @@ fn safetensors_export_reads_back_identical_values() {
         assert_eq!(t.dtype(), safetensors::Dtype::F64);
         assert_eq!(t.shape().iter().product::<usize>(), shape[0] * shape[1], "{name}");
         let got: Vec<f64> = t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
-        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{name}"
+        );
     }
 }
 
@@ -63,7 +67,8 @@ fn config_json_describes_architecture_and_float_exactness() {
     let out = d.join("out");
     let stdout = ok_out(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
     assert!(stdout.contains("FLOAT-EXACT"), "{stdout}");
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["model_type"], "memcap-constructed");
     assert_eq!(cfg["hidden_size"], m.config.width);
     assert_eq!(cfg["intermediate_size"], m.config.ffn_width);
@@ -81,7 +86,8 @@ fn export_without_data_leaves_float_exactness_open_when_weights_fit() {
     let out = d.join("out");
     let stdout = ok_out(memcap(&["export", s(&model), "-o", s(&out)]));
     assert!(stdout.contains("float-exactness unknown"), "{stdout}");
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert!(cfg["float_exact"].is_null());
 }
 
@@ -92,9 +98,21 @@ fn big_weight_models_are_reported_not_float_exact() {
     ok_out(memcap(&["gen", "-N", "2000", "-n", "16", "--vocab", "1000", "--classes", "16", "-o", s(&data)]));
     ok_out(memcap(&["construct", s(&data), "-o", s(&model)]));
     let out = d.join("out");
-    let stdout = ok_out(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&out), "--data", s(&data), "--check-limit", "5"]));
+    let stdout = ok_out(memcap(&[
+        "export",
+        s(&model),
+        "--format",
+        "onnx",
+        "-o",
+        s(&out),
+        "--data",
+        s(&data),
+        "--check-limit",
+        "5",
+    ]));
     assert!(stdout.contains("NOT float-exact"), "{stdout}");
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["float_exact"], false);
 }
 
@@ -167,7 +185,21 @@ fn averaging_over_three_tokens_is_not_float_exact() {
     // average differently, so the verdict must be false even if memcap's own f64 pass agrees.
     let d = tmpdir("third");
     let (data, model) = (d.join("data.jsonl"), d.join("model.json"));
-    ok_out(memcap(&["gen", "-N", "8", "-n", "3", "--vocab", "5", "--classes", "3", "--positional", "learned", "-o", s(&data)]));
+    ok_out(memcap(&[
+        "gen",
+        "-N",
+        "8",
+        "-n",
+        "3",
+        "--vocab",
+        "5",
+        "--classes",
+        "3",
+        "--positional",
+        "learned",
+        "-o",
+        s(&data),
+    ]));
     ok_out(memcap(&["construct", s(&data), "-o", s(&model), "--positional", "learned"]));
     let out = d.join("out");
     let stdout = ok_out(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));

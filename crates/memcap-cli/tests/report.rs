@@ -41,7 +41,12 @@ fn points(series: &Value) -> Vec<(f64, f64)> {
 }
 
 fn find<'a>(plot: &'a Value, label_start: &str) -> &'a Value {
-    plot["series"].as_array().unwrap().iter().find(|s| s["label"].as_str().unwrap().starts_with(label_start)).unwrap_or_else(|| panic!("no series {label_start:?} in {plot}"))
+    plot["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"].as_str().unwrap().starts_with(label_start))
+        .unwrap_or_else(|| panic!("no series {label_start:?} in {plot}"))
 }
 
 /// Polylines of one stroke colour in an SVG, as point lists.
@@ -73,7 +78,8 @@ fn report_series_are_seed_averaged_results_with_fitted_slopes() {
             by_n.entry(t["N"].as_u64().unwrap()).or_default().push(v["result"]["params_nonzero"].as_f64().unwrap());
         }
     }
-    let want: Vec<(f64, f64)> = by_n.iter().map(|(n, ys)| (*n as f64, ys.iter().sum::<f64>() / ys.len() as f64)).collect();
+    let want: Vec<(f64, f64)> =
+        by_n.iter().map(|(n, ys)| (*n as f64, ys.iter().sum::<f64>() / ys.len() as f64)).collect();
     assert_eq!(want.len(), 4);
 
     let plots = report["plots"].as_array().unwrap();

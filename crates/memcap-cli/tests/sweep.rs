@@ -64,11 +64,14 @@ fn plan_is_deterministic_complete_and_keyed_by_content_hash() {
     let ids: std::collections::BTreeSet<&str> = recs.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 9, "ids are unique");
     // Grid order: sorted keys, last fastest (N outer, seed inner).
-    let ns: Vec<(u64, u64)> = recs[..6].iter().map(|r| (r["task"]["N"].as_u64().unwrap(), r["task"]["seed"].as_u64().unwrap())).collect();
+    let ns: Vec<(u64, u64)> =
+        recs[..6].iter().map(|r| (r["task"]["N"].as_u64().unwrap(), r["task"]["seed"].as_u64().unwrap())).collect();
     assert_eq!(ns, [(40, 0), (40, 1), (80, 0), (80, 1), (160, 0), (160, 1)]);
     // Every default is written into the task, so the line alone determines the work.
     let c = &recs[0]["task"];
-    for key in ["kind", "N", "n", "vocab", "classes", "task", "seed", "input", "positional", "map", "code_bits", "verify"] {
+    for key in
+        ["kind", "N", "n", "vocab", "classes", "task", "seed", "input", "positional", "map", "code_bits", "verify"]
+    {
         assert!(c.get(key).is_some(), "construct task lacks {key}: {c}");
     }
     let t = &recs[7]["task"];
@@ -157,7 +160,8 @@ fn merge_is_idempotent_and_independent_of_shard_order_and_jobs() {
     assert_eq!(merged_without_timing(&a), merged_without_timing(&b));
     // Sorted by id; the CSV has a header and one row per result.
     let ids: Vec<String> = merged_without_timing(&a).into_keys().collect();
-    let in_file: Vec<String> = lines(&a.join("merged.jsonl")).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    let in_file: Vec<String> =
+        lines(&a.join("merged.jsonl")).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids, in_file);
     let csv = String::from_utf8(c1).unwrap();
     assert_eq!(csv.lines().count(), 10);
@@ -175,7 +179,8 @@ fn sigkill_mid_run_then_rerun_loses_nothing_and_duplicates_nothing() {
     );
     let res = d.join("res");
     let count = |dir: &Path| -> usize {
-        std::fs::read_dir(dir).map_or(0, |es| es.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json")).count())
+        std::fs::read_dir(dir)
+            .map_or(0, |es| es.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json")).count())
     };
     let mut child = Command::new(BIN)
         .args(["sweep", "run", s(&tasks), "-o", s(&res)])
@@ -200,7 +205,10 @@ fn sigkill_mid_run_then_rerun_loses_nothing_and_duplicates_nothing() {
 
     let o = ok(memcap(&["sweep", "run", s(&tasks), "-o", s(&res)]));
     let e = stderr(&o);
-    assert!(e.contains(&format!("ran {} tasks", 10 - before)) && e.contains(&format!("skipped {before} already done")), "{e}");
+    assert!(
+        e.contains(&format!("ran {} tasks", 10 - before)) && e.contains(&format!("skipped {before} already done")),
+        "{e}"
+    );
     let o = ok(memcap(&["sweep", "merge", s(&res), "--tasks", s(&tasks)]));
     assert!(stderr(&o).contains("10 of 10 tasks") && stderr(&o).contains("ignored 1 temp files"), "{}", stderr(&o));
     let merged = lines(&res.join("merged.jsonl"));

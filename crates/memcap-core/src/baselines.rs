@@ -78,7 +78,8 @@ impl BaselineNet {
     /// Sizes: nonzero weights (projection entries, layer entries, the
     /// readout's single 1) and bits.
     pub fn size(&self) -> BaselineSize {
-        let layer_entries = self.layers.iter().flat_map(|f| [&f.w1, &f.b1, &f.w2, &f.b2]).flat_map(|s| s.entries.iter());
+        let layer_entries =
+            self.layers.iter().flat_map(|f| [&f.w1, &f.b1, &f.w2, &f.b2]).flat_map(|s| s.entries.iter());
         let mut nnz = 1u64;
         let mut bits = 1usize;
         for (_, _, v) in layer_entries {
@@ -89,13 +90,20 @@ impl BaselineNet {
             nnz += 1;
             bits = bits.max(weight_bits(&RBig::from(v.clone())));
         }
-        BaselineSize { name: self.name.clone(), params_dense: self.params_dense(), params_nonzero: nnz, depth: self.layers.len(), max_weight_bits: bits }
+        BaselineSize {
+            name: self.name.clone(),
+            params_dense: self.params_dense(),
+            params_nonzero: nnz,
+            depth: self.layers.len(),
+            max_weight_bits: bits,
+        }
     }
 
     /// The output for one token-id sequence, in exact arithmetic.
     pub fn eval_exact(&self, tokens: &[u32]) -> RBig {
         let mut z = vec![RBig::ZERO; self.width];
-        let u: IBig = tokens.iter().enumerate().map(|(k, t)| self.projection.get(&(k, *t)).cloned().unwrap_or(IBig::ZERO)).sum();
+        let u: IBig =
+            tokens.iter().enumerate().map(|(k, t)| self.projection.get(&(k, *t)).cloned().unwrap_or(IBig::ZERO)).sum();
         z[self.input_reg] = RBig::from(u);
         for f in &self.layers {
             let mut h = vec![RBig::ZERO; f.w1.rows];
@@ -191,7 +199,9 @@ fn points(ds: &Dataset, seed: u64) -> Result<(Projection, Vec<(IBig, u64)>), Con
     for (i, (ui, y)) in u.iter().zip(labels).enumerate() {
         if let Some(prev) = seen.insert(ui.clone(), *y as u64) {
             if prev != *y as u64 {
-                return Err(ConstructError::Config(format!("example {i} repeats an earlier sequence with a different label")));
+                return Err(ConstructError::Config(format!(
+                    "example {i} repeats an earlier sequence with a different label"
+                )));
             }
         }
     }
@@ -206,11 +216,15 @@ pub fn lookup_memorizer(ds: &Dataset, seed: u64) -> Result<BaselineNet, Construc
     let p = pts.len();
     let q = (p - 1).max(1);
     let (reg_u, reg_out) = (0, 1);
-    let mut f = Ffn { w1: Sparse::zeros(q, 2), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(2, q), b2: Sparse::zeros(2, 1) };
+    let mut f =
+        Ffn { w1: Sparse::zeros(q, 2), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(2, q), b2: Sparse::zeros(2, 1) };
     f.b2.push(reg_out, 0, RBig::from(pts[0].1));
     let mut prev_slope = RBig::ZERO;
     for i in 0..p.saturating_sub(1) {
-        let slope = RBig::from_parts(IBig::from(pts[i + 1].1) - IBig::from(pts[i].1), (&pts[i + 1].0 - &pts[i].0).unsigned_abs());
+        let slope = RBig::from_parts(
+            IBig::from(pts[i + 1].1) - IBig::from(pts[i].1),
+            (&pts[i + 1].0 - &pts[i].0).unsigned_abs(),
+        );
         f.w1.push(i, reg_u, RBig::ONE);
         f.b1.push(i, 0, RBig::from(-pts[i].0.clone()));
         f.w2.push(reg_out, i, &slope - &prev_slope);

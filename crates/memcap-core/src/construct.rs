@@ -28,7 +28,9 @@
 
 use crate::data::{Dataset, Inputs, Positional, Task, TokenKey};
 use crate::error::ConstructError;
-use crate::model::{AttentionKind, Block, Ffn, Head, InputSpec, Model, ModelConfig, Sparse, Weights, FORMAT, FORMAT_VERSION};
+use crate::model::{
+    AttentionKind, Block, Ffn, Head, InputSpec, Model, ModelConfig, Sparse, Weights, FORMAT, FORMAT_VERSION,
+};
 use dashu_int::{IBig, UBig};
 use dashu_ratio::RBig;
 use rand::{Rng, SeedableRng};
@@ -221,14 +223,17 @@ pub fn memorizer(
         acc
     };
     let slot = |j: usize, q: usize| points.get(j * rho + q);
-    let w_blk: Vec<IBig> = (0..g).map(|j| pack(&mut (0..rho).map(|q| slot(j, q).map_or(IBig::ZERO, |x| x.0.clone())), b_u)).collect();
-    let y_blk: Vec<IBig> = (0..g).map(|j| pack(&mut (0..rho).map(|q| slot(j, q).map_or(IBig::ZERO, |x| IBig::from(x.1))), b_y)).collect();
+    let w_blk: Vec<IBig> =
+        (0..g).map(|j| pack(&mut (0..rho).map(|q| slot(j, q).map_or(IBig::ZERO, |x| x.0.clone())), b_u)).collect();
+    let y_blk: Vec<IBig> =
+        (0..g).map(|j| pack(&mut (0..rho).map(|q| slot(j, q).map_or(IBig::ZERO, |x| IBig::from(x.1))), b_y)).collect();
     let t_w = IBig::ONE << (rho * b_u - 1);
     let t_y = IBig::ONE << (rho * b_y - 1);
     let c_y = IBig::ONE << b_y;
 
     let mut layers = Vec::with_capacity(depth);
-    let new_ffn = || Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
+    let new_ffn =
+        || Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
 
     // Phase A.
     let steps: Vec<usize> = (1..g).collect();
@@ -311,10 +316,24 @@ pub fn memorizer(
     accumulate(&mut f, 0);
     layers.push(f);
     debug_assert_eq!(layers.len(), depth);
-    let params_nonzero = layers.iter().map(|f| f.w1.entries.len() + f.b1.entries.len() + f.w2.entries.len() + f.b2.entries.len()).sum();
+    let params_nonzero =
+        layers.iter().map(|f| f.w1.entries.len() + f.b1.entries.len() + f.w2.entries.len() + f.b2.entries.len()).sum();
     // Per block: 4 m s H attention entries (s = H = 1) + W_1, b_1, W_2, b_2.
     let params_dense = depth * (4 * m + 2 * m * q + q + m);
-    Ok((layers, MemorizerInfo { role: role.to_string(), points: p, rho, groups: g, b_u, b_y, depth, params_nonzero, params_dense }))
+    Ok((
+        layers,
+        MemorizerInfo {
+            role: role.to_string(),
+            points: p,
+            rho,
+            groups: g,
+            b_u,
+            b_y,
+            depth,
+            params_nonzero,
+            params_dense,
+        },
+    ))
 }
 
 /// Code units: what gets a token code (tokens, or (token, position) pairs).
@@ -331,7 +350,13 @@ struct Units {
     projection: Option<Vec<i64>>,
 }
 
-fn build_units(ds: &Dataset, cfg: &ConstructConfig, random_id_codes: bool, rng: &mut ChaCha8Rng, attempts: &mut u32) -> Result<Units, ConstructError> {
+fn build_units(
+    ds: &Dataset,
+    cfg: &ConstructConfig,
+    random_id_codes: bool,
+    rng: &mut ChaCha8Rng,
+    attempts: &mut u32,
+) -> Result<Units, ConstructError> {
     let (keys, tok_seqs) = ds.token_table();
     let n = ds.seq_len();
     // Per distinct token: integer code, ≥ 2 apart; the embedding row `tok`
@@ -342,7 +367,10 @@ fn build_units(ds: &Dataset, cfg: &ConstructConfig, random_id_codes: bool, rng: 
             let ids: Vec<u32> = keys.iter().map(|k| if let TokenKey::Id(i) = k { *i } else { 0 }).collect();
             *attempts += 1;
             let codes: Vec<IBig> = if random_id_codes {
-                let bits = cfg.code_bits.unwrap_or_else(|| 2 * (usize::BITS - ds.len().max(2).next_power_of_two().leading_zeros() - 1) + 2).max(2);
+                let bits = cfg
+                    .code_bits
+                    .unwrap_or_else(|| 2 * (usize::BITS - ds.len().max(2).next_power_of_two().leading_zeros() - 1) + 2)
+                    .max(2);
                 let half = IBig::ONE << (bits as usize - 1);
                 let mut seen = std::collections::HashSet::new();
                 let mut out = Vec::with_capacity(ids.len());
@@ -363,7 +391,9 @@ fn build_units(ds: &Dataset, cfg: &ConstructConfig, random_id_codes: bool, rng: 
             let vecs: Vec<Vec<RBig>> = keys
                 .iter()
                 .map(|k| match k {
-                    TokenKey::Vector(b) => b.iter().map(|x| RBig::try_from(f64::from_bits(*x)).unwrap_or(RBig::ZERO)).collect(),
+                    TokenKey::Vector(b) => {
+                        b.iter().map(|x| RBig::try_from(f64::from_bits(*x)).unwrap_or(RBig::ZERO)).collect()
+                    }
                     TokenKey::Id(_) => Vec::new(),
                 })
                 .collect();
@@ -376,7 +406,12 @@ fn build_units(ds: &Dataset, cfg: &ConstructConfig, random_id_codes: bool, rng: 
                 *attempts += 1;
                 let v: Vec<i64> = match &cfg.forced.projection {
                     Some(v) if v.len() == *d => v.clone(),
-                    Some(v) => return Err(ConstructError::Config(format!("forced projection has {} entries, d = {d}", v.len()))),
+                    Some(v) => {
+                        return Err(ConstructError::Config(format!(
+                            "forced projection has {} entries, d = {d}",
+                            v.len()
+                        )))
+                    }
                     None => (0..*d).map(|_| rng.gen_range(-4096i64..=4096)).collect(),
                 };
                 let z: Vec<IBig> = vecs
@@ -393,7 +428,10 @@ fn build_units(ds: &Dataset, cfg: &ConstructConfig, random_id_codes: bool, rng: 
                     break (v, z);
                 }
                 if cfg.forced.projection.is_some() || tries >= cfg.max_attempts {
-                    return Err(ConstructError::Retries { attempts: tries, what: "projection v injective on the distinct tokens".into() });
+                    return Err(ConstructError::Retries {
+                        attempts: tries,
+                        what: "projection v injective on the distinct tokens".into(),
+                    });
                 }
             };
             let zmin = z.iter().min().cloned().unwrap_or(IBig::ZERO);
@@ -491,7 +529,9 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
     let is_ids = matches!(ds.inputs, Inputs::Ids { .. });
     let m1_possible = cfg.positional == Positional::None;
     if cfg.map == MapChoice::M1 && !m1_possible {
-        return Err(ConstructError::M1Violated("with positions, code sums do not see order; the (token, position) codes need hashing (M2)".into()));
+        return Err(ConstructError::M1Violated(
+            "with positions, code sums do not see order; the (token, position) codes need hashing (M2)".into(),
+        ));
     }
 
     // Stage 0 + contextual map choice.
@@ -546,7 +586,13 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
                             h[u] = IBig::from(f[rank]);
                         }
                     }
-                    Some(f) => return Err(ConstructError::Config(format!("{} forced hashes for {} distinct codes", f.len(), h.len()))),
+                    Some(f) => {
+                        return Err(ConstructError::Config(format!(
+                            "{} forced hashes for {} distinct codes",
+                            f.len(),
+                            h.len()
+                        )))
+                    }
                     None => {
                         for x in h.iter_mut() {
                             *x = random_below(&mut rng, &big_m);
@@ -561,7 +607,10 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
                     return Err(ConstructError::Config("forced hashes collide on two distinct multisets".into()));
                 }
             }
-            let (h, s) = found.ok_or(ConstructError::Retries { attempts: hash_attempts, what: "hash sums injective on distinct multisets".into() })?;
+            let (h, s) = found.ok_or(ConstructError::Retries {
+                attempts: hash_attempts,
+                what: "hash sums injective on distinct multisets".into(),
+            })?;
             (false, units, s, Some(h), big_m)
         }
     };
@@ -580,8 +629,17 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
 
     // Memorizer #1 (M2): tok code → hash.
     if let Some(h) = &hashes {
-        let pts: Vec<(IBig, u64)> = units.codes.iter().cloned().zip(h.iter().map(|x| u64::try_from(x.clone()).unwrap_or(u64::MAX))).collect();
-        let regs = MemRegs { u: tok, w: reg("AW"), y: reg("AY"), c: reg("Ac"), lab: reg("Alab"), mat: reg("Amatch"), out: reg("h") };
+        let pts: Vec<(IBig, u64)> =
+            units.codes.iter().cloned().zip(h.iter().map(|x| u64::try_from(x.clone()).unwrap_or(u64::MAX))).collect();
+        let regs = MemRegs {
+            u: tok,
+            w: reg("AW"),
+            y: reg("AY"),
+            c: reg("Ac"),
+            lab: reg("Alab"),
+            mat: reg("Amatch"),
+            out: reg("h"),
+        };
         let (layers, info) = memorizer(pts, cfg.rho[0], p_a, m, q, regs, "hash: token code -> h")?;
         blocks.extend(layers.into_iter().map(|ffn| Block { heads: Vec::new(), ffn }));
         mems.push(info);
@@ -607,7 +665,8 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
         wo.push(sid, 0, RBig::ONE);
         Head { wq: Sparse::zeros(1, m), wk: Sparse::zeros(1, m), wv, wo }
     };
-    let mut kf = Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
+    let mut kf =
+        Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
     kf.w1.push(0, sid, RBig::from(&k_scale * IBig::from(n)));
     kf.w1.push(0, tok, RBig::ONE);
     kf.b1.push(0, 0, RBig::from(-(&k_scale * &s_min)));
@@ -630,7 +689,9 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
             let y = label_rows[i][j] as u64;
             if let Some(prev) = key_label.insert(kv.clone(), y) {
                 if prev != y {
-                    return Err(ConstructError::Config(format!("key {kv} carries labels {prev} and {y} (consistency check missed a conflict)")));
+                    return Err(ConstructError::Config(format!(
+                        "key {kv} carries labels {prev} and {y} (consistency check missed a conflict)"
+                    )));
                 }
             }
         }
@@ -641,7 +702,8 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
     } else {
         MemRegs { u: key, w: reg("BW"), y: reg("BY"), c: reg("Bc"), lab: reg("Blab"), mat: reg("Bmatch"), out }
     };
-    let (layers, info2) = memorizer(key_label.into_iter().collect(), cfg.rho[1], p_a, m, q, regs2, "label: key -> out")?;
+    let (layers, info2) =
+        memorizer(key_label.into_iter().collect(), cfg.rho[1], p_a, m, q, regs2, "label: key -> out")?;
     blocks.extend(layers.into_iter().map(|ffn| Block { heads: Vec::new(), ffn }));
     mems.push(info2);
 

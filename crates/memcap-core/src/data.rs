@@ -206,7 +206,11 @@ impl Dataset {
                 return Err(DataError::LabelCount { at: self.origin(i), expected: n, got: row.len() });
             }
             if let Some(&y) = row.iter().find(|&&y| y >= self.num_classes) {
-                return Err(DataError::LabelOutOfRange { at: self.origin(i), label: y.into(), classes: self.num_classes });
+                return Err(DataError::LabelOutOfRange {
+                    at: self.origin(i),
+                    label: y.into(),
+                    classes: self.num_classes,
+                });
             }
         }
         Ok(())
@@ -217,10 +221,7 @@ impl Dataset {
     pub fn token_table(&self) -> (Vec<TokenKey>, Vec<Vec<u32>>) {
         let keys: Vec<Vec<TokenKey>> = match &self.inputs {
             Inputs::Ids { seqs, .. } => seqs.iter().map(|s| s.iter().map(|&t| TokenKey::Id(t)).collect()).collect(),
-            Inputs::Vectors { seqs, .. } => seqs
-                .iter()
-                .map(|s| s.iter().map(|x| vector_key(x)).collect())
-                .collect(),
+            Inputs::Vectors { seqs, .. } => seqs.iter().map(|s| s.iter().map(|x| vector_key(x)).collect()).collect(),
         };
         let mut distinct: Vec<TokenKey> = keys.iter().flatten().cloned().collect();
         distinct.sort();
@@ -243,7 +244,11 @@ impl Dataset {
     /// `Majority` keeps each group's majority label (next-token: drops the
     /// minority examples; seq2seq: relabels minority positions) and reports
     /// the best achievable accuracy on the original data.
-    pub fn resolve_conflicts(&self, positional: Positional, policy: Dedupe) -> Result<(Dataset, ConflictReport), DataError> {
+    pub fn resolve_conflicts(
+        &self,
+        positional: Positional,
+        policy: Dedupe,
+    ) -> Result<(Dataset, ConflictReport), DataError> {
         let groups = self.conflict_groups(positional);
         let total = groups.members.values().map(Vec::len).sum::<usize>();
         if policy == Dedupe::Error {
@@ -262,7 +267,8 @@ impl Dataset {
             }
             if counts.len() > 1 {
                 in_conflict += members.len();
-                let (&best, &best_count) = counts.iter().max_by_key(|(y, c)| (**c, std::cmp::Reverse(**y))).expect("non-empty group");
+                let (&best, &best_count) =
+                    counts.iter().max_by_key(|(y, c)| (**c, std::cmp::Reverse(**y))).expect("non-empty group");
                 removed += members.len() - best_count;
                 for &(i, k, y) in members {
                     if y != best {
@@ -284,7 +290,15 @@ impl Dataset {
             }
         }
         let best_accuracy = if total == 0 { 1.0 } else { (total - removed) as f64 / total as f64 };
-        Ok((out, ConflictReport { labels_total: total, labels_in_conflict: in_conflict, labels_removed: removed, best_accuracy }))
+        Ok((
+            out,
+            ConflictReport {
+                labels_total: total,
+                labels_in_conflict: in_conflict,
+                labels_removed: removed,
+                best_accuracy,
+            },
+        ))
     }
 
     /// The examples with `keep[i]` true, in order.

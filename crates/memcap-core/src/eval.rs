@@ -27,8 +27,8 @@
 
 use crate::data::{Dataset, Inputs, Positional, Task, TokenKey};
 use crate::error::ModelError;
-use crate::model::{AttentionKind, Ffn, Model, Sparse};
 use crate::int::Int;
+use crate::model::{AttentionKind, Ffn, Model, Sparse};
 use dashu_int::UBig;
 use dashu_ratio::RBig;
 use rayon::prelude::*;
@@ -394,7 +394,8 @@ impl<T: Num> FfnPlan<T> {
     /// One layer of split evaluation (see [`SharedTail`]): units that read
     /// only shared registers are computed once on `g`; the rest per column.
     fn split(&self, shared: u64) -> SplitLayer {
-        let unit_shared: Vec<bool> = self.units.iter().map(|(t, _)| t.iter().all(|(r, _)| *r < 64 && shared >> r & 1 == 1)).collect();
+        let unit_shared: Vec<bool> =
+            self.units.iter().map(|(t, _)| t.iter().all(|(r, _)| *r < 64 && shared >> r & 1 == 1)).collect();
         let is_shared_reg = |oi: &usize| shared >> self.outs[*oi].0 & 1 == 1;
         SplitLayer {
             shared_units: (0..self.units.len()).filter(|&k| unit_shared[k]).collect(),
@@ -408,7 +409,15 @@ impl<T: Num> FfnPlan<T> {
     /// One layer of split evaluation (see [`ExactEngine::shared_tail`]):
     /// units that read only shared registers are computed once on `g`, the
     /// rest once per column; shared registers are then updated on `g`.
-    fn apply_split(&self, shared: u64, sl: &SplitLayer, g: &mut [T], cols: &mut [Vec<T>], hs: &mut Vec<T>, hp: &mut Vec<T>) {
+    fn apply_split(
+        &self,
+        shared: u64,
+        sl: &SplitLayer,
+        g: &mut [T],
+        cols: &mut [Vec<T>],
+        hs: &mut Vec<T>,
+        hp: &mut Vec<T>,
+    ) {
         hs.clear();
         hs.resize(self.units.len(), T::zero());
         for &k in &sl.shared_units {
@@ -495,7 +504,12 @@ pub trait Engine: Sync {
     /// shared between columns where that is exact ([`ExactEngine`] only);
     /// None to use the plain per-column loop.
     /// Also returns a one-line description of what was shared.
-    fn shared_tail(&self, _tail_start: usize, _states: &[&Self::Col], _progress: &dyn Progress) -> Option<(Vec<Pred>, String)> {
+    fn shared_tail(
+        &self,
+        _tail_start: usize,
+        _states: &[&Self::Col],
+        _progress: &dyn Progress,
+    ) -> Option<(Vec<Pred>, String)> {
         None
     }
 }
@@ -691,7 +705,8 @@ impl ExactEngine {
     pub fn new(model: &Model) -> Self {
         let rat = Compiled::compile(model).expect("rationals represent every weight");
         let ffn_int = model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true)).collect();
-        let ffn_rat = model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true).expect("rational plan")).collect();
+        let ffn_rat =
+            model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true).expect("rational plan")).collect();
         let int_heads = model
             .weights
             .blocks
@@ -699,11 +714,26 @@ impl ExactEngine {
             .map(|b| {
                 b.heads
                     .iter()
-                    .map(|h| Some(HeadPlan { wq: Lin::compile(&h.wq)?, wk: Lin::compile(&h.wk)?, wv: Lin::compile(&h.wv)?, wo: Lin::compile(&h.wo)? }))
+                    .map(|h| {
+                        Some(HeadPlan {
+                            wq: Lin::compile(&h.wq)?,
+                            wk: Lin::compile(&h.wk)?,
+                            wv: Lin::compile(&h.wv)?,
+                            wo: Lin::compile(&h.wo)?,
+                        })
+                    })
                     .collect::<Option<Vec<_>>>()
             })
             .collect();
-        ExactEngine { width: model.config.width, names: model.config.registers.clone(), int_heads, sharing: true, rat, ffn_int, ffn_rat }
+        ExactEngine {
+            width: model.config.width,
+            names: model.config.registers.clone(),
+            int_heads,
+            sharing: true,
+            rat,
+            ffn_int,
+            ffn_rat,
+        }
     }
 
     /// Fast exact path for integer columns whose keys are all equal (constant
@@ -743,7 +773,11 @@ impl ExactEngine {
             targets
                 .iter()
                 .map(|&j| {
-                    let zr: Vec<RBig> = z[j].iter().zip(&delta).map(|(a, d)| if d.is_zero() { RBig::from(a.to_ibig()) } else { RBig::from(a.to_ibig()) + d }).collect();
+                    let zr: Vec<RBig> = z[j]
+                        .iter()
+                        .zip(&delta)
+                        .map(|(a, d)| if d.is_zero() { RBig::from(a.to_ibig()) } else { RBig::from(a.to_ibig()) + d })
+                        .collect();
                     ExactCol::from_rat(zr)
                 })
                 .collect(),
@@ -843,7 +877,12 @@ impl Engine for ExactEngine {
                     (_, true) => Some(vec![RBig::ONE / RBig::from(scores.len()); scores.len()]),
                     (AttentionKind::Hardmax, false) => {
                         let k = scores.iter().filter(|s| *s == max).count();
-                        Some(scores.iter().map(|s| if s == max { RBig::ONE / RBig::from(k) } else { RBig::ZERO }).collect())
+                        Some(
+                            scores
+                                .iter()
+                                .map(|s| if s == max { RBig::ONE / RBig::from(k) } else { RBig::ZERO })
+                                .collect(),
+                        )
                     }
                     (AttentionKind::Softmax, false) => None,
                 }
@@ -871,7 +910,12 @@ impl Engine for ExactEngine {
     /// agree at `a` have identical S trajectories: S runs once per group of
     /// such columns, the other registers once per column, reading their
     /// group's S values. The result is exactly the per-column computation.
-    fn shared_tail(&self, tail_start: usize, states: &[&ExactCol], progress: &dyn Progress) -> Option<(Vec<Pred>, String)> {
+    fn shared_tail(
+        &self,
+        tail_start: usize,
+        states: &[&ExactCol],
+        progress: &dyn Progress,
+    ) -> Option<(Vec<Pred>, String)> {
         if !self.sharing || states.is_empty() {
             return None;
         }
@@ -955,7 +999,15 @@ pub struct FloatEngine<F> {
 }
 
 /// Float types the float engine supports.
-pub trait Float: Num + Copy + PartialOrd + Into<f64> + std::ops::Sub<Output = Self> + std::ops::Div<Output = Self> + std::ops::Mul<Output = Self> {
+pub trait Float:
+    Num
+    + Copy
+    + PartialOrd
+    + Into<f64>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Mul<Output = Self>
+{
     fn of_f64(v: f64) -> Self;
     fn exp(self) -> Self;
     fn to_bits64(self) -> u64;
@@ -1014,7 +1066,9 @@ impl<F: Float> Engine for FloatEngine<F> {
                 let max = scores.iter().copied().fold(scores[0], |a, b| if b > a { b } else { a });
                 let w: Vec<F> = match kind {
                     AttentionKind::Softmax => scores.iter().map(|s| (*s - max).exp()).collect(),
-                    AttentionKind::Hardmax => scores.iter().map(|s| F::of_f64(if *s == max { 1.0 } else { 0.0 })).collect(),
+                    AttentionKind::Hardmax => {
+                        scores.iter().map(|s| F::of_f64(if *s == max { 1.0 } else { 0.0 })).collect()
+                    }
                 };
                 let mut sum = F::zero();
                 for x in &w {
@@ -1071,10 +1125,19 @@ impl Prepared {
         match (&ds.inputs, c.input) {
             (Inputs::Ids { vocab, .. }, crate::model::InputSpec::Ids { vocab: mv }) if *vocab <= mv => {}
             (Inputs::Vectors { d, .. }, crate::model::InputSpec::Vectors { d: md }) if *d == md => {}
-            _ => return Err(ModelError::Mismatch(format!("dataset inputs ({} dims) do not match the model's {:?}", ds.input_dim(), c.input))),
+            _ => {
+                return Err(ModelError::Mismatch(format!(
+                    "dataset inputs ({} dims) do not match the model's {:?}",
+                    ds.input_dim(),
+                    c.input
+                )))
+            }
         }
         if n != c.seq_len {
-            return Err(ModelError::Mismatch(format!("dataset sequences have length {n}, the model was built for {}", c.seq_len)));
+            return Err(ModelError::Mismatch(format!(
+                "dataset sequences have length {n}, the model was built for {}",
+                c.seq_len
+            )));
         }
         if ds.task() != c.task {
             return Err(ModelError::Mismatch(format!("dataset task {:?}, model task {:?}", ds.task(), c.task)));
@@ -1111,7 +1174,12 @@ pub struct RunOutput {
 
 /// Runs every example through `engine` (see the module docs for what is
 /// shared and why that is exact).
-pub fn run<E: Engine>(engine: &E, model: &Model, prep: &Prepared, progress: &dyn Progress) -> Result<RunOutput, ModelError> {
+pub fn run<E: Engine>(
+    engine: &E,
+    model: &Model,
+    prep: &Prepared,
+    progress: &dyn Progress,
+) -> Result<RunOutput, ModelError> {
     let nblocks = model.config.blocks;
     let mix = &model.config.attention_blocks;
     let first = mix.first().copied().unwrap_or(nblocks);
@@ -1206,26 +1274,37 @@ pub fn run<E: Engine>(engine: &E, model: &Model, prep: &Prepared, progress: &dyn
         None => {
             progress.start("token-wise tail", states.len() as u64);
             states
-        .par_iter()
-        .map_init(E::Scratch::default, |scratch, c| {
-            let mut z = (*c).clone();
-            for b in tail_start..nblocks {
-                engine.ffn(b, &mut z, scratch);
-            }
-            progress.inc(1);
-            engine.readout(&z)
-        })
-        .collect()
+                .par_iter()
+                .map_init(E::Scratch::default, |scratch, c| {
+                    let mut z = (*c).clone();
+                    for b in tail_start..nblocks {
+                        engine.ffn(b, &mut z, scratch);
+                    }
+                    progress.inc(1);
+                    engine.readout(&z)
+                })
+                .collect()
         }
     };
     let preds = seq_of.iter().map(|&u| state_of[u].iter().map(|&s| outs[s].clone()).collect()).collect();
-    Ok(RunOutput { preds, distinct_sequences: uniq.len(), distinct_tokens: col_list.len(), distinct_tail_states: states.len(), sharing })
+    Ok(RunOutput {
+        preds,
+        distinct_sequences: uniq.len(),
+        distinct_tokens: col_list.len(),
+        distinct_tail_states: states.len(),
+        sharing,
+    })
 }
 
 /// The state of the needed columns after the embedding (entry 0) and after
 /// every block (entry b+1), for one sequence, without any sharing: the plain
 /// reference forward pass, used for divergence traces and tests.
-pub fn trace<E: Engine>(engine: &E, model: &Model, tokens: &[TokenValue], needed: &[usize]) -> Result<Vec<Vec<E::Col>>, ModelError> {
+pub fn trace<E: Engine>(
+    engine: &E,
+    model: &Model,
+    tokens: &[TokenValue],
+    needed: &[usize],
+) -> Result<Vec<Vec<E::Col>>, ModelError> {
     let mut scratch = E::Scratch::default();
     let mut cols: Vec<E::Col> = tokens.iter().enumerate().map(|(k, t)| engine.embed(t, k)).collect();
     let mut out = vec![needed.iter().map(|&k| cols[k].clone()).collect()];

@@ -57,7 +57,10 @@ pub fn generate(cfg: &GenConfig) -> Result<Dataset, DataError> {
                 }
                 tries += 1;
                 if tries > 100 * cfg.vocab + 1000 {
-                    return Err(DataError::Param(format!("cannot draw {} distinct vectors in dimension {d}", cfg.vocab)));
+                    return Err(DataError::Param(format!(
+                        "cannot draw {} distinct vectors in dimension {d}",
+                        cfg.vocab
+                    )));
                 }
             }
             pool
@@ -109,7 +112,9 @@ pub fn generate(cfg: &GenConfig) -> Result<Dataset, DataError> {
                         s.iter()
                             .map(|&t| match cfg.positional {
                                 Positional::Learned => rng.gen_range(0..cfg.num_classes),
-                                Positional::None => *by_tok.entry(t).or_insert_with(|| rng.gen_range(0..cfg.num_classes)),
+                                Positional::None => {
+                                    *by_tok.entry(t).or_insert_with(|| rng.gen_range(0..cfg.num_classes))
+                                }
                             })
                             .collect()
                     })
@@ -174,7 +179,11 @@ pub fn text_windows(text: &[u8], n: usize, unit: TextUnit) -> Result<TextData, D
         }
     };
     if toks.len() <= n {
-        return Err(DataError::Param(format!("text has {} tokens; windows of {n} need at least {}", toks.len(), n + 1)));
+        return Err(DataError::Param(format!(
+            "text has {} tokens; windows of {n} need at least {}",
+            toks.len(),
+            n + 1
+        )));
     }
     let seqs: Vec<Vec<u32>> = toks.windows(n + 1).map(|w| w[..n].to_vec()).collect();
     let labels: Vec<u32> = toks.windows(n + 1).map(|w| w[n]).collect();

@@ -252,7 +252,8 @@ pub struct Accounting {
 impl Model {
     /// Parses and validates a model from JSON text.
     pub fn from_json(text: &str) -> Result<Model, ModelError> {
-        let head: serde_json::Value = serde_json::from_str(text).map_err(|e| ModelError::Invalid(format!("not valid JSON: {e}")))?;
+        let head: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ModelError::Invalid(format!("not valid JSON: {e}")))?;
         if head.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(ModelError::Invalid(format!("missing \"format\": \"{FORMAT}\"")));
         }
@@ -295,7 +296,11 @@ impl Model {
         for (l, b) in w.blocks.iter().enumerate() {
             if !b.heads.is_empty() {
                 if b.heads.len() != c.heads {
-                    return Err(ModelError::Invalid(format!("block {l} has {} heads, config says {}", b.heads.len(), c.heads)));
+                    return Err(ModelError::Invalid(format!(
+                        "block {l} has {} heads, config says {}",
+                        b.heads.len(),
+                        c.heads
+                    )));
                 }
                 attn.push(l);
             }
@@ -367,11 +372,16 @@ impl Model {
                 nnz += 1;
                 max_bits = max_bits.max(weight_bits(&v.0));
                 let den = v.0.denominator();
-                total += v.0.numerator().unsigned_abs().bit_len() as u64 + if *den > UBig::ONE { den.bit_len() as u64 } else { 0 } + 1;
-                if !v.0.to_f64().value().is_finite() || RBig::try_from(v.0.to_f64().value()).ok().as_ref() != Some(&v.0) {
+                total += v.0.numerator().unsigned_abs().bit_len() as u64
+                    + if *den > UBig::ONE { den.bit_len() as u64 } else { 0 }
+                    + 1;
+                if !v.0.to_f64().value().is_finite() || RBig::try_from(v.0.to_f64().value()).ok().as_ref() != Some(&v.0)
+                {
                     bad64 += 1;
                 }
-                if !v.0.to_f32().value().is_finite() || RBig::try_from(v.0.to_f32().value() as f64).ok().as_ref() != Some(&v.0) {
+                if !v.0.to_f32().value().is_finite()
+                    || RBig::try_from(v.0.to_f32().value() as f64).ok().as_ref() != Some(&v.0)
+                {
                     bad32 += 1;
                 }
             }

@@ -74,7 +74,8 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
         if this_vec {
             let mut seq = Vec::with_capacity(toks.len());
             for t in toks {
-                let arr = t.as_array().ok_or_else(|| perr(line, "every token must be a vector when the first one is"))?;
+                let arr =
+                    t.as_array().ok_or_else(|| perr(line, "every token must be a vector when the first one is"))?;
                 let x: Vec<f64> = arr
                     .iter()
                     .map(|c| c.as_f64().ok_or_else(|| perr(line, format!("vector entry {c} is not a number"))))
@@ -120,7 +121,8 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
 
 /// Parses CSV text of token ids (see the module docs for the columns).
 pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
-    let mut rows = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    let mut rows =
+        text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
     let (hline, header) = rows.next().ok_or(DataError::Empty)?;
     let cols: Vec<&str> = header.split(',').map(str::trim).collect();
     let n_tok = cols.iter().take_while(|c| c.starts_with("tok_")).count();

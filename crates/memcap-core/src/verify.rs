@@ -136,11 +136,17 @@ pub fn first_divergence(model: &Model, ds: &Dataset, i: usize, arith: Arith) -> 
         Arith::Exact => return Ok(None),
         Arith::F64 => {
             let e = FloatEngine::<f64>::new(model);
-            eval::trace(&e, model, &toks, &prep.needed)?.iter().map(|c| c.iter().map(|z| e.to_f64(z)).collect()).collect()
+            eval::trace(&e, model, &toks, &prep.needed)?
+                .iter()
+                .map(|c| c.iter().map(|z| e.to_f64(z)).collect())
+                .collect()
         }
         Arith::F32 => {
             let e = FloatEngine::<f32>::new(model);
-            eval::trace(&e, model, &toks, &prep.needed)?.iter().map(|c| c.iter().map(|z| e.to_f64(z)).collect()).collect()
+            eval::trace(&e, model, &toks, &prep.needed)?
+                .iter()
+                .map(|c| c.iter().map(|z| e.to_f64(z)).collect())
+                .collect()
         }
     };
     for (stage, (ex, fl)) in exact.iter().zip(&float).enumerate() {

@@ -14,7 +14,13 @@ use memcap_core::MapChoice;
 use proptest::prelude::*;
 
 /// gen((N, n, vocab, C), task, kind, positional, seed)
-fn gen((n_seqs, seq_len, vocab, num_classes): (usize, usize, usize, u32), task: Task, kind: GenKind, positional: Positional, seed: u64) -> Dataset {
+fn gen(
+    (n_seqs, seq_len, vocab, num_classes): (usize, usize, usize, u32),
+    task: Task,
+    kind: GenKind,
+    positional: Positional,
+    seed: u64,
+) -> Dataset {
     generate(&GenConfig { n_seqs, seq_len, vocab, num_classes, task, kind, positional, seed }).expect("generator")
 }
 

@@ -24,9 +24,11 @@ fn parse_errors_name_the_line() {
     assert!(matches!(e, DataError::Parse { line: 2, .. }), "{e}");
     let e = jsonl("{\"tokens\":[1,2],\"label\":0}\nnot json\n").unwrap_err();
     assert!(matches!(e, DataError::Parse { line: 2, .. }), "{e}");
-    let e = parse_jsonl("{\"tokens\":[1,2],\"label\":5}\n", ParseOptions { vocab: None, num_classes: Some(3) }).unwrap_err();
+    let e = parse_jsonl("{\"tokens\":[1,2],\"label\":5}\n", ParseOptions { vocab: None, num_classes: Some(3) })
+        .unwrap_err();
     assert!(matches!(e, DataError::LabelOutOfRange { label: 5, classes: 3, .. }), "{e}");
-    let e = parse_jsonl("{\"tokens\":[1,9],\"label\":0}\n", ParseOptions { vocab: Some(5), num_classes: None }).unwrap_err();
+    let e = parse_jsonl("{\"tokens\":[1,9],\"label\":0}\n", ParseOptions { vocab: Some(5), num_classes: None })
+        .unwrap_err();
     assert!(matches!(e, DataError::TokenOutOfRange { token: 9, vocab: 5, .. }), "{e}");
     assert_eq!(jsonl("\n\n").unwrap_err(), DataError::Empty);
     let e = jsonl("{\"tokens\":[[0.5,1]],\"label\":0}\n{\"tokens\":[[0.5]],\"label\":0}\n").unwrap_err();
@@ -61,8 +63,14 @@ fn csv_reads_both_tasks_and_rejects_bad_headers() {
 #[test]
 fn jsonl_round_trip_keeps_the_dataset() {
     let ds = generate(&GenConfig {
-        n_seqs: 30, seq_len: 3, vocab: 5, num_classes: 3, task: Task::Seq2seq,
-        kind: GenKind::Vectors { d: 2 }, positional: Positional::None, seed: 1,
+        n_seqs: 30,
+        seq_len: 3,
+        vocab: 5,
+        num_classes: 3,
+        task: Task::Seq2seq,
+        kind: GenKind::Vectors { d: 2 },
+        positional: Positional::None,
+        seed: 1,
     })
     .unwrap();
     let back = jsonl(&to_jsonl(&ds)).unwrap();
@@ -88,7 +96,10 @@ fn permuted_sequences_with_different_labels_are_inconsistent() {
     // With positions, the two orders are different contexts.
     assert!(ds.check_consistency(Positional::Learned).is_ok());
     // The construction refuses with the same typed error.
-    assert!(matches!(construct(&ds, &ConstructConfig::default()), Err(ConstructError::Data(DataError::Inconsistent { .. }))));
+    assert!(matches!(
+        construct(&ds, &ConstructConfig::default()),
+        Err(ConstructError::Data(DataError::Inconsistent { .. }))
+    ));
 }
 
 #[test]
@@ -128,8 +139,14 @@ fn text_windows_label_the_next_byte() {
 
 fn small_model() -> (Model, Dataset) {
     let ds = generate(&GenConfig {
-        n_seqs: 80, seq_len: 4, vocab: 12, num_classes: 5, task: Task::NextToken,
-        kind: GenKind::Ids, positional: Positional::None, seed: 11,
+        n_seqs: 80,
+        seq_len: 4,
+        vocab: 12,
+        num_classes: 5,
+        task: Task::NextToken,
+        kind: GenKind::Ids,
+        positional: Positional::None,
+        seed: 11,
     })
     .unwrap();
     (construct(&ds, &ConstructConfig::default()).unwrap().model, ds)
@@ -154,7 +171,8 @@ fn dense_parameter_formula_matches_the_stored_model() {
     let (m, _) = small_model();
     let c = &m.config;
     let stored: usize = m.tensors().iter().map(|(_, t)| t.rows * t.cols).sum();
-    let zero_heads = m.weights.blocks.iter().filter(|b| b.heads.is_empty()).count() * 4 * c.width * c.head_dim * c.heads;
+    let zero_heads =
+        m.weights.blocks.iter().filter(|b| b.heads.is_empty()).count() * 4 * c.width * c.head_dim * c.heads;
     assert_eq!(m.accounting().params_dense, (stored + zero_heads) as u64);
     let nnz: usize = m.tensors().iter().map(|(_, t)| t.entries.len()).sum();
     assert_eq!(m.accounting().params_nonzero, nnz as u64);
@@ -165,8 +183,14 @@ fn dense_parameter_formula_matches_the_stored_model() {
 #[test]
 fn f64_diverges_on_wide_weights_and_the_trace_finds_where() {
     let ds = generate(&GenConfig {
-        n_seqs: 2000, seq_len: 8, vocab: 500, num_classes: 16, task: Task::NextToken,
-        kind: GenKind::Ids, positional: Positional::None, seed: 0,
+        n_seqs: 2000,
+        seq_len: 8,
+        vocab: 500,
+        num_classes: 16,
+        task: Task::NextToken,
+        kind: GenKind::Ids,
+        positional: Positional::None,
+        seed: 0,
     })
     .unwrap();
     let m = construct(&ds, &ConstructConfig::default()).unwrap().model;
@@ -184,8 +208,14 @@ fn f64_diverges_on_wide_weights_and_the_trace_finds_where() {
 #[test]
 fn small_models_are_float_exact() {
     let ds = generate(&GenConfig {
-        n_seqs: 6, seq_len: 2, vocab: 4, num_classes: 2, task: Task::NextToken,
-        kind: GenKind::Ids, positional: Positional::None, seed: 3,
+        n_seqs: 6,
+        seq_len: 2,
+        vocab: 4,
+        num_classes: 2,
+        task: Task::NextToken,
+        kind: GenKind::Ids,
+        positional: Positional::None,
+        seed: 3,
     })
     .unwrap();
     let m = construct(&ds, &ConstructConfig { code_bits: Some(4), ..Default::default() }).unwrap().model;

@@ -41,7 +41,8 @@ fn dog_bites_man_is_memorized_with_learned_positions() {
 #[test]
 fn m1_is_refused_with_positions() {
     let ds = parse_jsonl(DOG_BITES_MAN, ParseOptions::default()).unwrap();
-    let e = construct(&ds, &ConstructConfig { positional: Positional::Learned, map: MapChoice::M1, ..Default::default() });
+    let e =
+        construct(&ds, &ConstructConfig { positional: Positional::Learned, map: MapChoice::M1, ..Default::default() });
     assert!(matches!(e, Err(ConstructError::M1Violated(_))));
 }
 

@@ -128,7 +128,8 @@ fn parse_records(records: &[Value]) -> Result<Vec<Rec>, ReportError> {
     for r in records {
         let id = r.get("id").and_then(Value::as_str).unwrap_or("?").to_string();
         let bad = |reason: String| ReportError::BadResult { id: id.clone(), reason };
-        let task = Task::from_value(r.get("task").ok_or_else(|| bad("no task".into()))?).map_err(|e| bad(e.to_string()))?;
+        let task =
+            Task::from_value(r.get("task").ok_or_else(|| bad("no task".into()))?).map_err(|e| bad(e.to_string()))?;
         if task.id() != id {
             return Err(bad(format!("id does not match the task's hash {}", task.id())));
         }
@@ -203,7 +204,9 @@ fn construct_groups(recs: &[Rec], swept: &str, key: &str) -> Vec<(String, Vec<(f
     groups
         .into_values()
         .filter(|(_, pts)| pts.len() >= 2)
-        .map(|(label, pts)| (label, pts.into_iter().map(|(x, ys)| (x as f64, mean(&ys.into_values().collect::<Vec<_>>()))).collect()))
+        .map(|(label, pts)| {
+            (label, pts.into_iter().map(|(x, ys)| (x as f64, mean(&ys.into_values().collect::<Vec<_>>()))).collect())
+        })
         .collect()
 }
 
@@ -256,7 +259,12 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
             }
             let pts: Vec<(f64, f64)> = pts.into_iter().map(|(x, y)| (x as f64, y as f64)).collect();
             let slope = loglog_slope(&pts);
-            series.push(Series { label: format!("trained minimum, {fam} (slope {})", fmt_slope(slope)), kind: "data".into(), points: pts, slope });
+            series.push(Series {
+                label: format!("trained minimum, {fam} (slope {})", fmt_slope(slope)),
+                kind: "data".into(),
+                points: pts,
+                slope,
+            });
         }
         if let Some(first) = series.first().cloned() {
             let mut xs: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
@@ -287,7 +295,12 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
         let mut series = Vec::new();
         for (fam, pts) in construct_groups(&recs, "n", "params_nonzero") {
             let slope = loglog_slope(&pts);
-            series.push(Series { label: format!("construction nonzero, {fam} (slope {})", fmt_slope(slope)), kind: "data".into(), points: pts, slope });
+            series.push(Series {
+                label: format!("construction nonzero, {fam} (slope {})", fmt_slope(slope)),
+                kind: "data".into(),
+                points: pts,
+                slope,
+            });
         }
         if !series.is_empty() {
             plots.push(Plot {
@@ -309,9 +322,21 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
             let Some(ms) = r.result.get("metrics").and_then(Value::as_array) else { continue };
             let pts: Vec<(f64, f64)> = ms.iter().filter_map(|m| Some((num(m, "step")?, num(m, "acc")?))).collect();
             let d = &t.data;
-            let size = if t.model == "mlp" { format!("w={} depth={}", t.width, t.depth) } else { format!("d={} blocks={}", t.d_model, t.blocks) };
+            let size = if t.model == "mlp" {
+                format!("w={} depth={}", t.width, t.depth)
+            } else {
+                format!("d={} blocks={}", t.d_model, t.blocks)
+            };
             series.push(Series {
-                label: format!("{} {size}, N={} n={} lr={} seed={} [{}]", t.model, d.n_seqs, d.n, t.lr, t.train_seed, &r.id[..6]),
+                label: format!(
+                    "{} {size}, N={} n={} lr={} seed={} [{}]",
+                    t.model,
+                    d.n_seqs,
+                    d.n,
+                    t.lr,
+                    t.train_seed,
+                    &r.id[..6]
+                ),
                 kind: "data".into(),
                 points: pts,
                 slope: None,
@@ -427,7 +452,10 @@ fn table(recs: &[Rec]) -> Vec<Row> {
             trained_bits_per_param: Some(bits / *p as f64),
         });
     }
-    out.sort_by(|a, b| (a.n, a.n_seqs, a.vocab, a.classes, &a.task, &a.variant).cmp(&(b.n, b.n_seqs, b.vocab, b.classes, &b.task, &b.variant)));
+    out.sort_by(|a, b| {
+        (a.n, a.n_seqs, a.vocab, a.classes, &a.task, &a.variant)
+            .cmp(&(b.n, b.n_seqs, b.vocab, b.classes, &b.task, &b.variant))
+    });
     out
 }
 
@@ -488,7 +516,8 @@ macro_rules! draw_chart {
             .map_err($err)?;
         for (i, s) in plot.series.iter().enumerate() {
             let c = color(s, i);
-            let keep = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!plot.log_log || (p.0 > 0.0 && p.1 > 0.0));
+            let keep =
+                |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!plot.log_log || (p.0 > 0.0 && p.1 > 0.0));
             let pts: Vec<(f64, f64)> = s.points.iter().filter(keep).copied().collect();
             let style = if s.kind == "data" { c.stroke_width(2) } else { c.stroke_width(1) };
             chart
@@ -548,7 +577,8 @@ pub fn svg_to_png(name: &str, svg: &str) -> Result<Vec<u8>, ReportError> {
     }
     let tree = resvg::usvg::Tree::from_str(svg, &opt).map_err(|e| err(e.to_string()))?;
     let size = tree.size().to_int_size();
-    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| err("empty image".into()))?;
+    let mut pixmap =
+        resvg::tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| err("empty image".into()))?;
     pixmap.fill(resvg::tiny_skia::Color::WHITE);
     resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
     pixmap.encode_png().map_err(|e| err(e.to_string()))
@@ -602,7 +632,11 @@ fn slopes_text(rep: &Report) -> Vec<String> {
         for s in &p.series {
             if s.kind == "data" {
                 if let Some(sl) = s.slope {
-                    out.push(format!("{}: {} — slope {sl:.3}", p.title, s.label.split(" (slope").next().unwrap_or(&s.label)));
+                    out.push(format!(
+                        "{}: {} — slope {sl:.3}",
+                        p.title,
+                        s.label.split(" (slope").next().unwrap_or(&s.label)
+                    ));
                 }
             }
         }
@@ -625,7 +659,11 @@ pub fn markdown(rep: &Report) -> String {
         s.push_str(&format!("### {}\n\n![{}]({}.svg) ([PNG]({}.png))\n\n", p.title, p.title, p.name, p.name));
     }
     s.push_str("## Comparison\n\n");
-    s.push_str(&format!("| {} |\n|{}|\n", HEADERS.join(" | "), HEADERS.iter().map(|_| "---").collect::<Vec<_>>().join("|")));
+    s.push_str(&format!(
+        "| {} |\n|{}|\n",
+        HEADERS.join(" | "),
+        HEADERS.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    ));
     for r in &rep.table {
         s.push_str(&format!("| {} |\n", table_cells(r).join(" | ")));
     }
@@ -652,7 +690,10 @@ pub fn html(rep: &Report) -> String {
          figure{margin:0 0 18px 0}</style></head><body>\n<h1>memcap sweep report</h1>\n",
     );
     let counts: Vec<String> = rep.results.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    s.push_str(&format!("<p>Results: {}.</p>\n<h2>Fitted log-log slopes</h2>\n<p>√N has slope 0.5, N has slope 1.</p>\n<ul>\n", esc(&counts.join(", "))));
+    s.push_str(&format!(
+        "<p>Results: {}.</p>\n<h2>Fitted log-log slopes</h2>\n<p>√N has slope 0.5, N has slope 1.</p>\n<ul>\n",
+        esc(&counts.join(", "))
+    ));
     for line in slopes_text(rep) {
         s.push_str(&format!("<li>{}</li>\n", esc(&line)));
     }

@@ -261,7 +261,10 @@ impl Task {
                 let mut allowed: Vec<&String> = known.keys().collect();
                 allowed.sort();
                 let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
-                return Err(perr(format!("task.{k}"), format!("unknown key for kind {:?} (known: {})", t.kind(), allowed.join(", "))));
+                return Err(perr(
+                    format!("task.{k}"),
+                    format!("unknown key for kind {:?} (known: {})", t.kind(), allowed.join(", ")),
+                ));
             }
         }
         Ok(t)
@@ -321,7 +324,12 @@ impl Task {
             Task::Capacity(t) => {
                 one_of("model", &t.model, &["transformer", "mlp"])?;
                 one_of("strategy", &t.strategy, &["bisect", "ascending"])?;
-                if t.widths.is_empty() || t.blocks.is_empty() || t.lrs.is_empty() || t.seeds.is_empty() || t.threads == 0 {
+                if t.widths.is_empty()
+                    || t.blocks.is_empty()
+                    || t.lrs.is_empty()
+                    || t.seeds.is_empty()
+                    || t.threads == 0
+                {
                     return Err(perr("task", "blocks, widths, lrs, seeds must be non-empty and threads positive"));
                 }
             }
@@ -436,7 +444,10 @@ pub fn expand(config: &Value) -> Result<Vec<Planned>, PlanError> {
                 return Err(perr(&at, format!("unknown key {k:?} (allowed: kind, grid, fixed)")));
             }
         }
-        let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| perr(format!("{at}.kind"), "missing or not a string"))?;
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| perr(format!("{at}.kind"), "missing or not a string"))?;
         let empty = Map::new();
         let fixed = match obj.get("fixed") {
             None => &empty,
@@ -457,7 +468,7 @@ pub fn expand(config: &Value) -> Result<Vec<Planned>, PlanError> {
                 _ => return Err(perr(format!("{at}.grid.{k}"), "must be a non-empty list of values")),
             }
             if fixed.contains_key(k) {
-                return Err(perr(format!("{at}.grid.{k}"), "is also in \"fixed\"")); 
+                return Err(perr(format!("{at}.grid.{k}"), "is also in \"fixed\""));
             }
         }
         let total: usize = axes.iter().map(|(_, v)| v.len()).product();
@@ -474,9 +485,11 @@ pub fn expand(config: &Value) -> Result<Vec<Planned>, PlanError> {
             for (j, (k, vals)) in axes.iter().enumerate() {
                 obj.insert((*k).clone(), vals[picks[j]].clone());
             }
-            let point: Vec<String> = axes.iter().enumerate().map(|(j, (k, vals))| format!("{k}={}", vals[picks[j]])).collect();
-            let task = Task::from_value(&Value::Object(obj))
-                .map_err(|e| perr(format!("{at} (grid point {})", point.join(", ")), format!("{}: {}", e.at, e.reason)))?;
+            let point: Vec<String> =
+                axes.iter().enumerate().map(|(j, (k, vals))| format!("{k}={}", vals[picks[j]])).collect();
+            let task = Task::from_value(&Value::Object(obj)).map_err(|e| {
+                perr(format!("{at} (grid point {})", point.join(", ")), format!("{}: {}", e.at, e.reason))
+            })?;
             let id = task.id();
             if seen.insert(id.clone()) {
                 out.push(Planned { id, task });
@@ -495,7 +508,12 @@ pub fn parse_task_line(line: &str) -> Result<Planned, PlanError> {
     let id = task.id();
     if let Some(given) = v.get("id") {
         if given.as_str() != Some(id.as_str()) {
-            return Err(perr("id", format!("{given} does not match the task's hash {id} (was the task edited? re-run `memcap sweep plan`)")));
+            return Err(perr(
+                "id",
+                format!(
+                    "{given} does not match the task's hash {id} (was the task edited? re-run `memcap sweep plan`)"
+                ),
+            ));
         }
     }
     Ok(Planned { id, task })

@@ -196,9 +196,7 @@ pub fn random_dataset(spec: &RandomSpec) -> Result<TrainData> {
     let labels = match task {
         Task::NextToken => Labels::NextToken((0..n_examples).map(|_| rng.gen_range(0..num_classes as u32)).collect()),
         Task::Seq2Seq => Labels::Seq2Seq(
-            (0..n_examples)
-                .map(|_| (0..seq_len).map(|_| rng.gen_range(0..num_classes as u32)).collect())
-                .collect(),
+            (0..n_examples).map(|_| (0..seq_len).map(|_| rng.gen_range(0..num_classes as u32)).collect()).collect(),
         ),
     };
     Ok(TrainData { vocab, num_classes, seqs, labels })
@@ -268,7 +266,9 @@ pub fn text_windows(text: &[u8], spec: &TextSpec) -> Result<TextData> {
         Tokenization::Bytes => (
             text.iter().map(|&b| u32::from(b)).collect(),
             (0u8..=255)
-                .map(|b| if b.is_ascii_graphic() || b == b' ' { (b as char).to_string() } else { format!("\\x{b:02x}") })
+                .map(
+                    |b| if b.is_ascii_graphic() || b == b' ' { (b as char).to_string() } else { format!("\\x{b:02x}") },
+                )
                 .collect(),
         ),
         Tokenization::Whitespace => {
@@ -302,7 +302,10 @@ pub fn text_windows(text: &[u8], spec: &TextSpec) -> Result<TextData> {
         start += spec.stride;
     }
     let vocab = vocab_tokens.len();
-    Ok(TextData { data: TrainData { vocab, num_classes: vocab, seqs, labels: Labels::NextToken(labels) }, vocab_tokens })
+    Ok(TextData {
+        data: TrainData { vocab, num_classes: vocab, seqs, labels: Labels::NextToken(labels) },
+        vocab_tokens,
+    })
 }
 
 /// How far a dataset is from being memorizable.

@@ -45,8 +45,8 @@ pub mod train;
 
 pub use config::{MlpConfig, ModelConfig, TrainConfig, TransformerConfig};
 pub use data::{
-    consistency_report, random_dataset, text_windows, ConsistencyReport, Labels, RandomSpec, Task, TextData,
-    TextSpec, Tokenization, TrainData,
+    consistency_report, random_dataset, text_windows, ConsistencyReport, Labels, RandomSpec, Task, TextData, TextSpec,
+    Tokenization, TrainData,
 };
 pub use error::{Result, TrainError};
 pub use train::{evaluate, gradient_norms, train, train_many, Job, Metric, Progress, RunResult, RunSummary};

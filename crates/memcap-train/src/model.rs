@@ -309,7 +309,8 @@ fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) 
         };
         let hq = if q_last { hx.narrow(1, n - 1, 1)? } else { hx.clone() };
         // [b, m, h·dh] -> [b, m, h, dh] -> [b, h, m, dh]
-        let split = |y: Tensor, m: usize| -> Result<Tensor> { Ok(y.reshape((b, m, h, dh))?.transpose(1, 2)?.contiguous()?) };
+        let split =
+            |y: Tensor, m: usize| -> Result<Tensor> { Ok(y.reshape((b, m, h, dh))?.transpose(1, 2)?.contiguous()?) };
         let q = split(linear(&hq, &p(&blk.q), None)?, nq)?;
         let k = split(linear(&hx, &p(&blk.k), None)?, n)?;
         let v = split(linear(&hx, &p(&blk.v), None)?, n)?;
@@ -324,7 +325,8 @@ fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) 
             Some((w, bb)) => layer_norm(&x, &p(w), &p(bb))?,
             None => x.clone(),
         };
-        let f = linear(&linear(&hf, &p(&blk.fc1_w), Some(&p(&blk.fc1_b)))?.relu()?, &p(&blk.fc2_w), Some(&p(&blk.fc2_b)))?;
+        let f =
+            linear(&linear(&hf, &p(&blk.fc1_w), Some(&p(&blk.fc1_b)))?.relu()?, &p(&blk.fc2_w), Some(&p(&blk.fc2_b)))?;
         x = (x + f)?; // [b, nq, d]
     }
     if let Some((w, bb)) = &t.ln_f {

@@ -54,7 +54,14 @@ pub struct Fig2Spec {
 impl Default for Fig2Spec {
     fn default() -> Self {
         Fig2Spec {
-            data: RandomSpec { n_examples: 3000, seq_len: 8, vocab: 64, num_classes: 16, task: Task::NextToken, seed: 0 },
+            data: RandomSpec {
+                n_examples: 3000,
+                seq_len: 8,
+                vocab: 64,
+                num_classes: 16,
+                task: Task::NextToken,
+                seed: 0,
+            },
             blocks: vec![1, 10, 20, 30, 40],
             d_model: 16,
             heads: 2,
@@ -109,7 +116,13 @@ pub fn fig2(spec: &Fig2Spec) -> Result<Fig2Result> {
         .blocks
         .iter()
         .map(|&b| Job {
-            model: ModelConfig::Transformer(crate::TransformerConfig::for_data(&data, spec.d_model, spec.heads, spec.d_ff, b)),
+            model: ModelConfig::Transformer(crate::TransformerConfig::for_data(
+                &data,
+                spec.d_model,
+                spec.heads,
+                spec.d_ff,
+                b,
+            )),
             train: train.clone(),
         })
         .collect();
@@ -131,26 +144,44 @@ impl Fig2Result {
         let mut csv = String::from("blocks,params,step,loss,acc,elapsed_s\n");
         for c in &self.curves {
             for m in &c.metrics {
-                csv.push_str(&format!("{},{},{},{},{},{:.3}\n", c.blocks, c.summary.num_params, m.step, m.loss, m.acc, m.elapsed_s));
+                csv.push_str(&format!(
+                    "{},{},{},{},{},{:.3}\n",
+                    c.blocks, c.summary.num_params, m.step, m.loss, m.acc, m.elapsed_s
+                ));
             }
         }
         let d = &self.spec.data;
         let name = |c: &Fig2Curve| format!("{} blocks ({} params)", c.blocks, c.summary.num_params);
-        let setting = format!("N={} n={} V={} C={} d={}", d.n_examples, d.seq_len, d.vocab, d.num_classes, self.spec.d_model);
+        let setting =
+            format!("N={} n={} V={} C={} d={}", d.n_examples, d.seq_len, d.vocab, d.num_classes, self.spec.d_model);
         let panels = [
             Panel {
                 title: format!("training loss, {setting}"),
                 x_label: "step".into(),
                 y_label: "cross-entropy".into(),
                 log_y: true,
-                series: self.curves.iter().map(|c| Series { name: name(c), points: c.metrics.iter().map(|m| (m.step as f64, m.loss)).collect() }).collect(),
+                series: self
+                    .curves
+                    .iter()
+                    .map(|c| Series {
+                        name: name(c),
+                        points: c.metrics.iter().map(|m| (m.step as f64, m.loss)).collect(),
+                    })
+                    .collect(),
             },
             Panel {
                 title: "training accuracy (exact argmax)".into(),
                 x_label: "step".into(),
                 y_label: "accuracy".into(),
                 log_y: false,
-                series: self.curves.iter().map(|c| Series { name: name(c), points: c.metrics.iter().map(|m| (m.step as f64, m.acc)).collect() }).collect(),
+                series: self
+                    .curves
+                    .iter()
+                    .map(|c| Series {
+                        name: name(c),
+                        points: c.metrics.iter().map(|m| (m.step as f64, m.acc)).collect(),
+                    })
+                    .collect(),
             },
         ];
         Ok(Rendered { json: serde_json::to_string_pretty(self)?, csv, svg: svg(&panels, 640, 440)? })
@@ -273,7 +304,12 @@ impl SizeVsNResult {
         }
         let series = |f: &str, y: &dyn Fn(&CapacityReport) -> Option<f64>| Series {
             name: f.into(),
-            points: self.rows.iter().filter(|r| r.family == f).filter_map(|r| y(&r.report).map(|v| (r.n_examples as f64, v))).collect(),
+            points: self
+                .rows
+                .iter()
+                .filter(|r| r.family == f)
+                .filter_map(|r| y(&r.report).map(|v| (r.n_examples as f64, v)))
+                .collect(),
         };
         let s = &self.spec;
         let panels = [
@@ -348,7 +384,13 @@ impl Default for MlpVsTransformerSpec {
             mlp_depth: 1,
             lrs: vec![3e-3, 1e-2],
             seeds: vec![0],
-            train: TrainConfig { lr: 1e-2, batch_size: Some(500), max_steps: 1500, eval_every: 100, ..TrainConfig::default() },
+            train: TrainConfig {
+                lr: 1e-2,
+                batch_size: Some(500),
+                max_steps: 1500,
+                eval_every: 100,
+                ..TrainConfig::default()
+            },
             threads: 2,
         }
     }
@@ -418,7 +460,10 @@ pub fn mlp_vs_transformer(
             [("transformer", &spec.transformer, spec.transformer_blocks), ("mlp", &Family::Mlp, spec.mlp_depth)]
         {
             let Some((width, model)) = width_for_budget(family, &data, blocks, spec.param_budget) else {
-                return cfg_err(format!("mlp-vs-transformer: no {name} of width >= 1 fits {} params at n = {n}", spec.param_budget));
+                return cfg_err(format!(
+                    "mlp-vs-transformer: no {name} of width >= 1 fits {} params at n = {n}",
+                    spec.param_budget
+                ));
             };
             let jobs: Vec<Job> = spec
                 .seeds
@@ -455,7 +500,10 @@ impl MlpVsTransformerResult {
     pub fn render(&self) -> Result<Rendered> {
         let mut csv = String::from("n,family,width,params,best_acc,memorized,runs\n");
         for r in &self.rows {
-            csv.push_str(&format!("{},{},{},{},{},{},{}\n", r.seq_len, r.family, r.width, r.num_params, r.best_acc, r.memorized, r.runs));
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                r.seq_len, r.family, r.width, r.num_params, r.best_acc, r.memorized, r.runs
+            ));
         }
         let series = |f: &str, y: &dyn Fn(&MlpVsTransformerRow) -> f64| Series {
             name: f.into(),
@@ -464,7 +512,10 @@ impl MlpVsTransformerResult {
         let s = &self.spec;
         let panels = [
             Panel {
-                title: format!("train accuracy at <= {} params, N={} C={}", s.param_budget, s.n_examples, s.num_classes),
+                title: format!(
+                    "train accuracy at <= {} params, N={} C={}",
+                    s.param_budget, s.n_examples, s.num_classes
+                ),
                 x_label: "log2 n".into(),
                 y_label: "best training accuracy".into(),
                 log_y: false,

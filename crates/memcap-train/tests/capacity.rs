@@ -18,7 +18,15 @@ fn spec(strategy: Strategy) -> CapacitySpec {
 
 #[test]
 fn ascending_search_stops_at_the_first_memorizing_size() {
-    let data = random_dataset(&RandomSpec { n_examples: 24, seq_len: 3, vocab: 6, num_classes: 4, task: Task::NextToken, seed: 3 }).expect("data");
+    let data = random_dataset(&RandomSpec {
+        n_examples: 24,
+        seq_len: 3,
+        vocab: 6,
+        num_classes: 4,
+        task: Task::NextToken,
+        seed: 3,
+    })
+    .expect("data");
     let mut seen = Vec::new();
     let r = capacity_search(&spec(Strategy::Ascending), &data, &mut |o| seen.push(o.num_params)).expect("search");
     let best = r.min_params.expect("the widest MLP memorizes 24 examples");
@@ -33,7 +41,15 @@ fn ascending_search_stops_at_the_first_memorizing_size() {
 
 #[test]
 fn bisect_search_returns_a_memorizing_size_from_the_grid() {
-    let data = random_dataset(&RandomSpec { n_examples: 24, seq_len: 3, vocab: 6, num_classes: 4, task: Task::NextToken, seed: 3 }).expect("data");
+    let data = random_dataset(&RandomSpec {
+        n_examples: 24,
+        seq_len: 3,
+        vocab: 6,
+        num_classes: 4,
+        task: Task::NextToken,
+        seed: 3,
+    })
+    .expect("data");
     let r = capacity_search(&spec(Strategy::Bisect), &data, &mut |_| {}).expect("search");
     let best = r.best.expect("a size memorizes");
     assert!(best.memorized && best.winner.is_some());
@@ -45,7 +61,15 @@ fn bisect_search_returns_a_memorizing_size_from_the_grid() {
 
 #[test]
 fn empty_grid_is_an_error() {
-    let data = random_dataset(&RandomSpec { n_examples: 4, seq_len: 2, vocab: 6, num_classes: 2, task: Task::NextToken, seed: 0 }).expect("data");
+    let data = random_dataset(&RandomSpec {
+        n_examples: 4,
+        seq_len: 2,
+        vocab: 6,
+        num_classes: 2,
+        task: Task::NextToken,
+        seed: 0,
+    })
+    .expect("data");
     let s = CapacitySpec { widths: vec![], ..spec(Strategy::Ascending) };
     assert!(matches!(capacity_search(&s, &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
 }

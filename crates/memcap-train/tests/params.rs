@@ -17,15 +17,25 @@ fn param_count_matches_closed_form_transformer() {
         for (pos, ln) in [(false, false), (true, false), (false, true), (true, true)] {
             for task in [Task::NextToken, Task::Seq2Seq] {
                 let t = TransformerConfig {
-                    vocab, seq_len: n, num_classes: c, d_model: d, heads: h, head_dim: dh, d_ff: ff, blocks,
-                    pos_encoding: pos, layer_norm: ln, task,
+                    vocab,
+                    seq_len: n,
+                    num_classes: c,
+                    d_model: d,
+                    heads: h,
+                    head_dim: dh,
+                    d_ff: ff,
+                    blocks,
+                    pos_encoding: pos,
+                    layer_norm: ln,
+                    task,
                 };
                 // Formula written out independently of the library's.
                 let expected = vocab * d
                     + if pos { n * d } else { 0 }
                     + blocks * (4 * d * h * dh + d * ff + ff + ff * d + d + if ln { 4 * d } else { 0 })
                     + if ln { 2 * d } else { 0 }
-                    + c * d + c;
+                    + c * d
+                    + c;
                 let cfg = ModelConfig::Transformer(t);
                 assert_eq!(cfg.num_params(), expected);
                 assert_eq!(allocated(&cfg), expected, "{cfg:?}");
@@ -49,16 +59,26 @@ fn param_count_matches_closed_form_mlp() {
 
 #[test]
 fn exported_weights_use_pytorch_names_and_layouts() {
-    let data = random_dataset(&RandomSpec { n_examples: 4, seq_len: 3, vocab: 5, num_classes: 4, task: Task::NextToken, seed: 0 }).expect("data");
+    let data = random_dataset(&RandomSpec {
+        n_examples: 4,
+        seq_len: 3,
+        vocab: 5,
+        num_classes: 4,
+        task: Task::NextToken,
+        seed: 0,
+    })
+    .expect("data");
     let cfg = ModelConfig::Mlp(MlpConfig::for_data(&data, 6, 2));
-    let run = train(&cfg, &TrainConfig { max_steps: 1, eval_every: 1, ..TrainConfig::default() }, &data, &mut |_| {}).expect("run");
+    let run = train(&cfg, &TrainConfig { max_steps: 1, eval_every: 1, ..TrainConfig::default() }, &data, &mut |_| {})
+        .expect("run");
     let bytes = run.safetensors_bytes().expect("bytes");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
     // nn.Linear layout [out, in]: the first layer sees the n·V one-hot.
     assert_eq!(st.tensor("layers.0.weight").expect("w0").shape(), &[6, 15]);
     assert_eq!(st.tensor("layers.2.weight").expect("w2").shape(), &[4, 6]);
     let tf = ModelConfig::Transformer(TransformerConfig::for_data(&data, 4, 2, 8, 1));
-    let run = train(&tf, &TrainConfig { max_steps: 1, eval_every: 1, ..TrainConfig::default() }, &data, &mut |_| {}).expect("run");
+    let run = train(&tf, &TrainConfig { max_steps: 1, eval_every: 1, ..TrainConfig::default() }, &data, &mut |_| {})
+        .expect("run");
     let bytes = run.safetensors_bytes().expect("bytes");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
     assert_eq!(st.tensor("blocks.0.attn.q_proj.weight").expect("q").shape(), &[4, 4]);
@@ -70,16 +90,32 @@ fn exported_weights_use_pytorch_names_and_layouts() {
 
 #[test]
 fn invalid_configs_are_errors_not_panics() {
-    let data = random_dataset(&RandomSpec { n_examples: 4, seq_len: 3, vocab: 5, num_classes: 4, task: Task::NextToken, seed: 0 }).expect("data");
-    let bad = ModelConfig::Transformer(TransformerConfig { heads: 0, ..TransformerConfig::for_data(&data, 4, 1, 8, 1) });
+    let data = random_dataset(&RandomSpec {
+        n_examples: 4,
+        seq_len: 3,
+        vocab: 5,
+        num_classes: 4,
+        task: Task::NextToken,
+        seed: 0,
+    })
+    .expect("data");
+    let bad =
+        ModelConfig::Transformer(TransformerConfig { heads: 0, ..TransformerConfig::for_data(&data, 4, 1, 8, 1) });
     assert!(matches!(train(&bad, &TrainConfig::default(), &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
     let wrong_vocab = ModelConfig::Mlp(MlpConfig { vocab: 6, ..MlpConfig::for_data(&data, 3, 1) });
-    assert!(matches!(train(&wrong_vocab, &TrainConfig::default(), &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
+    assert!(matches!(
+        train(&wrong_vocab, &TrainConfig::default(), &data, &mut |_| {}),
+        Err(TrainError::InvalidConfig(_))
+    ));
     let ok = ModelConfig::Mlp(MlpConfig::for_data(&data, 3, 1));
-    assert!(matches!(train(&ok, &TrainConfig { lr: -1.0, ..TrainConfig::default() }, &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
+    assert!(matches!(
+        train(&ok, &TrainConfig { lr: -1.0, ..TrainConfig::default() }, &data, &mut |_| {}),
+        Err(TrainError::InvalidConfig(_))
+    ));
     let mut broken = data.clone();
     broken.seqs[1].push(0);
     assert!(matches!(train(&ok, &TrainConfig::default(), &broken, &mut |_| {}), Err(TrainError::InvalidData(_))));
-    let impossible = RandomSpec { n_examples: 100, seq_len: 2, vocab: 2, num_classes: 2, task: Task::NextToken, seed: 0 };
+    let impossible =
+        RandomSpec { n_examples: 100, seq_len: 2, vocab: 2, num_classes: 2, task: Task::NextToken, seed: 0 };
     assert!(matches!(random_dataset(&impossible), Err(TrainError::InvalidConfig(_))));
 }

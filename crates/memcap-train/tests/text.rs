@@ -10,7 +10,10 @@ fn spec(tokenization: Tokenization, n: usize) -> TextSpec {
 fn byte_windows_label_the_next_byte() {
     let t = text_windows(b"abcdef", &spec(Tokenization::Bytes, 3)).expect("windows");
     assert_eq!(t.data.vocab, 256);
-    assert_eq!(t.data.seqs, vec![b"abc".map(u32::from).to_vec(), b"bcd".map(u32::from).to_vec(), b"cde".map(u32::from).to_vec()]);
+    assert_eq!(
+        t.data.seqs,
+        vec![b"abc".map(u32::from).to_vec(), b"bcd".map(u32::from).to_vec(), b"cde".map(u32::from).to_vec()]
+    );
     assert_eq!(t.data.labels, Labels::NextToken(vec![u32::from(b'd'), u32::from(b'e'), u32::from(b'f')]));
     assert!(t.data.validate().is_ok());
 }

@@ -26,11 +26,21 @@ fn two_block_transformer_memorizes_32_random_sequences() {
 #[test]
 fn same_seed_same_metrics() {
     let data = random(48, 6, 12, 5, Task::NextToken, 9);
-    let model = ModelConfig::Transformer(TransformerConfig { layer_norm: true, pos_encoding: true, ..tf(&data, 8, 2, 16, 2) });
-    let cfg = TrainConfig { lr: 5e-3, max_steps: 40, eval_every: 10, batch_size: Some(16), seed: 7, stop_when_memorized: false, ..TrainConfig::default() };
+    let model =
+        ModelConfig::Transformer(TransformerConfig { layer_norm: true, pos_encoding: true, ..tf(&data, 8, 2, 16, 2) });
+    let cfg = TrainConfig {
+        lr: 5e-3,
+        max_steps: 40,
+        eval_every: 10,
+        batch_size: Some(16),
+        seed: 7,
+        stop_when_memorized: false,
+        ..TrainConfig::default()
+    };
     let a = train(&model, &cfg, &data, &mut |_| {}).expect("run a");
     let b = train(&model, &cfg, &data, &mut |_| {}).expect("run b");
-    let strip = |r: &RunResult| r.metrics.iter().map(|m| (m.step, m.loss.to_bits(), m.acc.to_bits())).collect::<Vec<_>>();
+    let strip =
+        |r: &RunResult| r.metrics.iter().map(|m| (m.step, m.loss.to_bits(), m.acc.to_bits())).collect::<Vec<_>>();
     assert_eq!(strip(&a), strip(&b));
     assert_eq!(a.weights, b.weights);
     let c = train(&model, &TrainConfig { seed: 8, ..cfg }, &data, &mut |_| {}).expect("run c");
@@ -48,10 +58,13 @@ fn every_parameter_receives_a_gradient() {
         let cfgs = [ModelConfig::Transformer(t), ModelConfig::Mlp(MlpConfig::for_data(&data, 6, 3))];
         for cfg in &cfgs {
             let norms = gradient_norms(cfg, 0, &data).expect("backward");
-            assert_eq!(norms.len(), match cfg {
-                ModelConfig::Transformer(_) => 2 + 2 * 12 + 2 + 2, // embed+pos, 2 blocks × (ln1, q,k,v,o, ln2, fc1, fc2), ln_f, head
-                ModelConfig::Mlp(_) => 2 * 4,
-            });
+            assert_eq!(
+                norms.len(),
+                match cfg {
+                    ModelConfig::Transformer(_) => 2 + 2 * 12 + 2 + 2, // embed+pos, 2 blocks × (ln1, q,k,v,o, ln2, fc1, fc2), ln_f, head
+                    ModelConfig::Mlp(_) => 2 * 4,
+                }
+            );
             for (name, g) in &norms {
                 assert!(g.is_finite() && *g > 0.0, "{task:?} {}: parameter {name} has gradient norm {g}", cfg.family());
             }
