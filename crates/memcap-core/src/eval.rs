@@ -1120,6 +1120,9 @@ pub struct Prepared {
 impl Prepared {
     /// Checks that `ds` fits `model` and indexes its tokens.
     pub fn new(model: &Model, ds: &Dataset) -> Result<Prepared, ModelError> {
+        // Shapes, ranges and finiteness first: the exact embedding turns every
+        // input value into a rational, which a NaN or infinity has not.
+        ds.validate().map_err(|e| ModelError::Mismatch(format!("invalid dataset: {e}")))?;
         let c = &model.config;
         let n = ds.seq_len();
         match (&ds.inputs, c.input) {
