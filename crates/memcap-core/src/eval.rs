@@ -463,6 +463,23 @@ struct HeadPlan<T> {
     wo: Lin<T>,
 }
 
+impl<T: Num> HeadPlan<T> {
+    /// The heads of one block in `T`; None if a weight is not representable.
+    fn compile_block(b: &crate::model::Block) -> Option<Vec<Self>> {
+        b.heads
+            .iter()
+            .map(|h| {
+                Some(HeadPlan {
+                    wq: Lin::compile(&h.wq)?,
+                    wk: Lin::compile(&h.wk)?,
+                    wv: Lin::compile(&h.wv)?,
+                    wo: Lin::compile(&h.wo)?,
+                })
+            })
+            .collect()
+    }
+}
+
 // ------------------------------------------------------------------------
 // Engines
 
@@ -533,23 +550,7 @@ impl<T: Num> Compiled<T> {
             Some(p) => Some((0..p.cols).map(|k| column(p, k)).collect::<Option<Vec<_>>>()?),
             None => None,
         };
-        let heads = w
-            .blocks
-            .iter()
-            .map(|b| {
-                b.heads
-                    .iter()
-                    .map(|h| {
-                        Some(HeadPlan {
-                            wq: Lin::compile(&h.wq)?,
-                            wk: Lin::compile(&h.wk)?,
-                            wv: Lin::compile(&h.wv)?,
-                            wo: Lin::compile(&h.wo)?,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let heads = w.blocks.iter().map(HeadPlan::compile_block).collect::<Option<Vec<_>>>()?;
         Some(Compiled {
             embed: Lin::compile(&w.embed)?,
             embed_bias: column(&w.embed_bias, 0)?,
@@ -707,24 +708,7 @@ impl ExactEngine {
         let ffn_int = model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true)).collect();
         let ffn_rat =
             model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true).expect("rational plan")).collect();
-        let int_heads = model
-            .weights
-            .blocks
-            .iter()
-            .map(|b| {
-                b.heads
-                    .iter()
-                    .map(|h| {
-                        Some(HeadPlan {
-                            wq: Lin::compile(&h.wq)?,
-                            wk: Lin::compile(&h.wk)?,
-                            wv: Lin::compile(&h.wv)?,
-                            wo: Lin::compile(&h.wo)?,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .collect();
+        let int_heads = model.weights.blocks.iter().map(HeadPlan::compile_block).collect();
         ExactEngine {
             width: model.config.width,
             names: model.config.registers.clone(),
