@@ -3,6 +3,8 @@
 //! One figure = one or more panels side by side, each with named series of
 //! `(x, y)` points. That is all the reproductions need.
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{Result, TrainError};
@@ -62,45 +64,39 @@ pub fn svg(panels: &[Panel], panel_width: u32, height: u32) -> Result<String> {
             let (y0, y1) = bounds(pts().map(|p| p.1));
             let mut builder = ChartBuilder::on(area);
             builder.caption(&panel.title, ("sans-serif", 18)).margin(12).x_label_area_size(36).y_label_area_size(56);
-            let palette = |i: usize| Palette99::pick(i).to_rgba();
             if panel.log_y {
-                let mut chart = builder.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale()).map_err(perr)?;
-                chart.configure_mesh().x_desc(&panel.x_label).y_desc(&panel.y_label).draw().map_err(perr)?;
-                for (i, s) in panel.series.iter().enumerate() {
-                    let c = palette(i);
-                    chart
-                        .draw_series(LineSeries::new(s.points.iter().copied().filter(keep), c.stroke_width(2)))
-                        .map_err(perr)?
-                        .label(&s.name)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-                }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(perr)?;
+                let chart = builder.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale()).map_err(perr)?;
+                draw_panel(chart, panel, &keep)?;
             } else {
                 let pad = (y1 - y0) * 0.05;
-                let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(perr)?;
-                chart.configure_mesh().x_desc(&panel.x_label).y_desc(&panel.y_label).draw().map_err(perr)?;
-                for (i, s) in panel.series.iter().enumerate() {
-                    let c = palette(i);
-                    chart
-                        .draw_series(LineSeries::new(s.points.iter().copied().filter(keep), c.stroke_width(2)))
-                        .map_err(perr)?
-                        .label(&s.name)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-                }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(perr)?;
+                let chart = builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(perr)?;
+                draw_panel(chart, panel, &keep)?;
             }
         }
         root.present().map_err(perr)?;
     }
     Ok(out)
+}
+
+/// Mesh, one line per series and the legend, for either y axis (plotters gives
+/// log and linear axes different chart types, hence the generic `Y`).
+fn draw_panel<'a, Y>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    panel: &Panel,
+    keep: &dyn Fn(&(f64, f64)) -> bool,
+) -> Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart.configure_mesh().x_desc(&panel.x_label).y_desc(&panel.y_label).draw().map_err(perr)?;
+    for (i, s) in panel.series.iter().enumerate() {
+        let c = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied().filter(|p| keep(p)), c.stroke_width(2)))
+            .map_err(perr)?
+            .label(&s.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(perr)?;
+    Ok(())
 }
