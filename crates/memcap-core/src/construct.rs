@@ -367,10 +367,21 @@ fn build_units(
             let ids: Vec<u32> = keys.iter().map(|k| if let TokenKey::Id(i) = k { *i } else { 0 }).collect();
             *attempts += 1;
             let codes: Vec<IBig> = if random_id_codes {
-                let bits = cfg
-                    .code_bits
-                    .unwrap_or_else(|| 2 * (usize::BITS - ds.len().max(2).next_power_of_two().leading_zeros() - 1) + 2)
-                    .max(2);
+                // Codes are 2·r with r uniform in [0, 2^(bits−1)), distinct. The
+                // default makes sums collide with probability ≤ 1/4 over all
+                // pairs of sequences (2⌈log2 N⌉ + 2 bits) and leaves room for
+                // every distinct token (at least 4ω draws' worth of codes).
+                let omega = ids.len();
+                let bits = match cfg.code_bits {
+                    Some(b) if b >= 2 && (b - 1 >= usize::BITS || (1usize << (b - 1)) >= omega) => b,
+                    Some(b) => {
+                        return Err(ConstructError::Config(format!(
+                            "code_bits = {b} gives 2^{} codes, fewer than the {omega} distinct tokens",
+                            b.saturating_sub(1)
+                        )))
+                    }
+                    None => (2 * ceil_log2(ds.len()) + 2).max(ceil_log2(omega) + 3),
+                };
                 let half = IBig::ONE << (bits as usize - 1);
                 let mut seen = std::collections::HashSet::new();
                 let mut out = Vec::with_capacity(ids.len());
@@ -476,6 +487,11 @@ fn build_units(
             Ok(Units { codes, seqs, r_t, embed_row, embed_bias, pos_row, projection })
         }
     }
+}
+
+/// ⌈log2 x⌉ for x ≥ 1 (and 1 for x ≤ 2).
+fn ceil_log2(x: usize) -> u32 {
+    x.max(2).next_power_of_two().trailing_zeros()
 }
 
 /// Uniform integer in [0, bound).

@@ -37,8 +37,22 @@ fn sharing_changes_nothing(model: &Model, ds: &Dataset) {
     assert_eq!(a.preds, b.preds);
 }
 
+/// The suite is reproducible: a fixed seed and 12 cases per property, unless
+/// `PROPTEST_RNG_SEED` / `PROPTEST_CASES` are set to explore further (e.g.
+/// `PROPTEST_CASES=1000 PROPTEST_RNG_SEED=7 cargo test --test construction_memorizes`).
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = 12;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6d65_6d63_6170);
+    }
+    c
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     /// Next-token and seq2seq, token ids, no positions: every example memorized.
     #[test]
@@ -138,6 +152,25 @@ fn token_ids_use_m1_by_default() {
         assert_eq!(built.info.map, "M1", "{}", built.info.map_reason);
         assert_eq!(built.info.memorizers.len(), 1);
     }
+}
+
+/// Regression (found by a CI proptest seed): with N = 2 the default code
+/// width of 2⌈log2 N⌉ + 2 bits has only 8 codes; more distinct tokens than
+/// that used to loop forever. The width now also covers the tokens, and a
+/// too-small explicit width is a typed error.
+#[test]
+fn few_sequences_with_many_distinct_tokens_get_enough_code_bits() {
+    let ds = Dataset {
+        inputs: Inputs::Ids { vocab: 20, seqs: vec![(0..10).collect(), (10..20).collect()] },
+        labels: Labels::NextToken(vec![0, 1]),
+        num_classes: 2,
+        lines: None,
+    };
+    let built = construct(&ds, &ConstructConfig::default()).unwrap();
+    assert_eq!(built.info.map, "M1");
+    assert!(exact_all(&built.model, &ds));
+    let e = construct(&ds, &ConstructConfig { code_bits: Some(4), ..Default::default() }).unwrap_err();
+    assert!(matches!(e, memcap_core::ConstructError::Config(ref why) if why.contains("20 distinct tokens")), "{e}");
 }
 
 /// Hardmax and softmax give the same exact result (all scores are equal).

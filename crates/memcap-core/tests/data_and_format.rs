@@ -49,7 +49,9 @@ fn non_finite_vector_values_are_rejected() {
     // The verifier refuses it with a typed error instead of panicking.
     let good = Dataset { inputs: Inputs::Vectors { d: 1, seqs: vec![vec![vec![0.5]]] }, ..ds.clone() };
     let m = construct(&good, &ConstructConfig::default()).unwrap().model;
-    assert!(matches!(verify(&m, &ds, Arith::Exact, &NoProgress), Err(ModelError::Mismatch(ref why)) if why.contains("non-finite")));
+    assert!(
+        matches!(verify(&m, &ds, Arith::Exact, &NoProgress), Err(ModelError::Mismatch(ref why)) if why.contains("non-finite"))
+    );
 }
 
 #[test]
