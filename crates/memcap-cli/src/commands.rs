@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use memcap_core::construct::{construct as build, ConstructConfig, Construction};
 use memcap_core::gen::{self, GenConfig, GenKind, TextUnit};
-use memcap_core::model::{lower_bound_params, AttentionKind, Model};
+use memcap_core::model::{loglog_slope, lower_bound_params, AttentionKind, Model};
 use memcap_core::parse::{to_jsonl, ParseOptions};
 use memcap_core::verify::{first_divergence, verify as run_verify, Arith, VerifyReport};
 use memcap_core::{Dataset, Dedupe, MapChoice, Positional, Task};
@@ -600,17 +600,33 @@ pub fn inspect(a: InspectArgs) -> Result<Outcome> {
 // ------------------------------------------------------------------------
 // demo
 
+/// The random token-id data of `demo` and `scaling` (besides N and n).
+#[derive(Args)]
+pub struct RandomIdsArgs {
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 1000)]
+    vocab: usize,
+    /// Number of classes C.
+    #[arg(long, default_value_t = 16)]
+    classes: u32,
+    #[arg(long, value_enum, default_value = "next-token")]
+    task: TaskArg,
+    /// Seed of the data and of the construction.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 /// Random consistent token-id data (no positions), as `memcap gen` makes it.
-fn random_ids(n_seqs: usize, seq_len: usize, vocab: usize, classes: u32, task: TaskArg, seed: u64) -> Result<Dataset> {
+fn random_ids(n_seqs: usize, seq_len: usize, d: &RandomIdsArgs) -> Result<Dataset> {
     let cfg = GenConfig {
         n_seqs,
         seq_len,
-        vocab,
-        num_classes: classes,
-        task: task.into(),
+        vocab: d.vocab,
+        num_classes: d.classes,
+        task: d.task.into(),
         kind: GenKind::Ids,
         positional: Positional::None,
-        seed,
+        seed: d.seed,
     };
     Ok(gen::generate(&cfg).map_err(|e| InputError(e.to_string()))?)
 }
@@ -623,22 +639,16 @@ pub struct DemoArgs {
     /// Sequence length n.
     #[arg(short = 'n', long = "seq-len", default_value_t = 16)]
     seq_len: usize,
-    #[arg(long, default_value_t = 1000)]
-    vocab: usize,
-    #[arg(long, default_value_t = 16)]
-    classes: u32,
-    #[arg(long, value_enum, default_value = "next-token")]
-    task: TaskArg,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    data: RandomIdsArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
 pub fn demo(a: DemoArgs) -> Result<Outcome> {
-    let ds = random_ids(a.n_seqs, a.seq_len, a.vocab, a.classes, a.task, a.seed)?;
-    let opts = BuildOpts::defaults(a.seed);
+    let ds = random_ids(a.n_seqs, a.seq_len, &a.data)?;
+    let opts = BuildOpts::defaults(a.data.seed);
     let (built, secs) = build_model(&ds, &opts, Path::new("<generated>"), a.json)?;
     // Round-trip through the file format so the verifier runs what a user would load.
     let model = Model::from_json(&built.model.to_json()).context("model JSON round-trip")?;
@@ -655,7 +665,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
             }))?
         );
     } else {
-        println!("memcap demo: random next-token data, built-in default (seed {})\n", a.seed);
+        println!("memcap demo: random next-token data, built-in default (seed {})\n", a.data.seed);
         print_construction(&built, &ds, secs);
         println!();
         for r in &reports {
@@ -687,14 +697,8 @@ pub struct ScalingArgs {
     /// N for the sequence-length comparison.
     #[arg(long, default_value_t = 10000)]
     n_fixed: usize,
-    #[arg(long, default_value_t = 1000)]
-    vocab: usize,
-    #[arg(long, default_value_t = 16)]
-    classes: u32,
-    #[arg(long, value_enum, default_value = "next-token")]
-    task: TaskArg,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    data: RandomIdsArgs,
     /// Also verify every model exactly (slow for large N).
     #[arg(long)]
     verify: bool,
@@ -703,25 +707,12 @@ pub struct ScalingArgs {
     json: bool,
 }
 
-/// Least-squares slope of log y against log x.
-pub fn loglog_slope(pts: &[(f64, f64)]) -> Option<f64> {
-    if pts.len() < 2 {
-        return None;
-    }
-    let l: Vec<(f64, f64)> = pts.iter().map(|(x, y)| (x.ln(), y.ln())).collect();
-    let n = l.len() as f64;
-    let (mx, my) = (l.iter().map(|p| p.0).sum::<f64>() / n, l.iter().map(|p| p.1).sum::<f64>() / n);
-    let sxy: f64 = l.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = l.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
-    (sxx > 0.0).then(|| sxy / sxx)
-}
-
 pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
     let mut rows = Vec::new();
     let mut ok = true;
     let mut run = |n_seqs: usize, seq_len: usize| -> Result<serde_json::Value> {
-        let ds = random_ids(n_seqs, seq_len, a.vocab, a.classes, a.task, a.seed)?;
-        let opts = BuildOpts::defaults(a.seed);
+        let ds = random_ids(n_seqs, seq_len, &a.data)?;
+        let opts = BuildOpts::defaults(a.data.seed);
         let (built, secs) = build_model(&ds, &opts, Path::new("<generated>"), a.json)?;
         let acc = built.model.accounting();
         let ver = if a.verify { Some(verify_one(&built.model, &ds, Arith::Exact, a.json)?) } else { None };

@@ -373,7 +373,7 @@ fn build_units(
                 // every distinct token (at least 4ω draws' worth of codes).
                 let omega = ids.len();
                 let bits = match cfg.code_bits {
-                    Some(b) if b >= 2 && (b - 1 >= usize::BITS || (1usize << (b - 1)) >= omega) => b,
+                    Some(b) if b >= 2 && (b > usize::BITS || (1usize << (b - 1)) >= omega) => b,
                     Some(b) => {
                         return Err(ConstructError::Config(format!(
                             "code_bits = {b} gives 2^{} codes, fewer than the {omega} distinct tokens",

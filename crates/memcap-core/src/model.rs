@@ -409,3 +409,18 @@ pub fn lower_bound_params(n_examples: usize) -> f64 {
     let n = n_examples.max(2) as f64;
     (n / n.log2()).sqrt()
 }
+
+/// Least-squares slope of log y against log x over the points with x, y > 0;
+/// None with fewer than two such points or no spread in x. The scaling claims
+/// (parameters ~ N^slope) are read off this.
+pub fn loglog_slope(pts: &[(f64, f64)]) -> Option<f64> {
+    let l: Vec<(f64, f64)> = pts.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0).map(|(x, y)| (x.ln(), y.ln())).collect();
+    if l.len() < 2 {
+        return None;
+    }
+    let n = l.len() as f64;
+    let (mx, my) = (l.iter().map(|p| p.0).sum::<f64>() / n, l.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxy: f64 = l.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = l.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}

@@ -13,6 +13,7 @@
 //! deterministic.
 
 use crate::sweep::{canonical_json, Task};
+use memcap_core::model::{loglog_slope, lower_bound_params as lower_bound};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -96,25 +97,6 @@ pub enum ReportError {
     Plot { plot: String, reason: String },
     #[error("png {plot}: {reason}")]
     Png { plot: String, reason: String },
-}
-
-/// Least-squares slope of log y against log x; None for < 2 distinct x.
-pub fn loglog_slope(pts: &[(f64, f64)]) -> Option<f64> {
-    let l: Vec<(f64, f64)> = pts.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0).map(|(x, y)| (x.ln(), y.ln())).collect();
-    if l.len() < 2 {
-        return None;
-    }
-    let n = l.len() as f64;
-    let (mx, my) = (l.iter().map(|p| p.0).sum::<f64>() / n, l.iter().map(|p| p.1).sum::<f64>() / n);
-    let sxy: f64 = l.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = l.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
-    (sxx > 0.0).then(|| sxy / sxx)
-}
-
-/// √(N / log2 N), the order of the Ω(√(N/log N)) parameter lower bound.
-pub fn lower_bound(n: usize) -> f64 {
-    let n = n.max(2) as f64;
-    (n / n.log2()).sqrt()
 }
 
 struct Rec {
