@@ -6,7 +6,7 @@
 //! atomically: `report.json` (the series behind every plot, slopes, table),
 //! `NAME.svg` + `NAME.png` per plot, `report.md` and `index.html`.
 
-use crate::commands::Outcome;
+use crate::args::Outcome;
 use crate::io::{write_atomic, InputError};
 use anyhow::Result;
 use clap::Args;

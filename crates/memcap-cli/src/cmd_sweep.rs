@@ -3,7 +3,7 @@
 //!
 //! * `plan CONFIG` expands a JSON grid into `tasks.jsonl`, one complete task
 //!   per line with its id = hash of the task's canonical JSON
-//!   (`memcap_report::sweep`).
+//!   (`memcap_sweep::plan`).
 //! * `run TASKS -o RESULTS` runs all tasks, or the shard chosen by
 //!   `--index I [--stride K]` (or `$SLURM_ARRAY_TASK_ID`,
 //!   `$JOB_COMPLETION_INDEX`, `$HQ_TASK_ID`), `--jobs J` at a time. Each
@@ -17,31 +17,17 @@
 //! A task is a pure function of its JSON: everything in `result` is
 //! reproducible; wall-clock times are kept apart, under `timing`.
 
-use crate::commands::Outcome;
+use crate::args::Outcome;
 use crate::io::{write_atomic, InputError};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use memcap_core::construct::{construct as build, ConstructConfig};
-use memcap_core::gen::{self, GenConfig, GenKind};
-use memcap_core::model::lower_bound_params;
-use memcap_core::verify::{verify, Arith};
-use memcap_core::{MapChoice, Positional, Task as CoreTask};
-use memcap_report::sweep::{
-    canonical_json, expand, is_task_id, parse_task_line, CapacityTask, ConstructTask, Planned, Task, TaskHead,
-    TrainTask,
-};
-use serde_json::{json, Value};
+use memcap_sweep::exec::{check_record, result_record, run_pool, select_shard, INDEX_ENV};
+use memcap_sweep::plan::{canonical_json, expand, is_task_id, parse_task_line, Planned, Task};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
-
-/// Version tag of a result file.
-const RESULT_FORMAT: u64 = 1;
-
-/// Environment variables that carry a shard index, in priority order.
-pub const INDEX_ENV: [&str; 3] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "HQ_TASK_ID"];
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -200,7 +186,7 @@ fn shard_index(a: &RunArgs) -> Result<Option<(usize, &'static str)>> {
 /// The result file of a task, if present and valid.
 fn existing_result(dir: &Path, id: &str) -> bool {
     let Ok(text) = std::fs::read_to_string(dir.join(format!("{id}.json"))) else { return false };
-    serde_json::from_str::<Value>(&text).is_ok_and(|v| v["id"] == id && v["memcap_sweep_result"] == RESULT_FORMAT)
+    serde_json::from_str::<Value>(&text).is_ok_and(|v| check_record(id, &v).is_ok())
 }
 
 fn run(a: RunArgs) -> Result<Outcome> {
@@ -214,61 +200,48 @@ fn run(a: RunArgs) -> Result<Outcome> {
         }
         None => tasks.iter().collect(),
         Some((i, from)) => {
-            let k = a.stride.unwrap_or(usize::MAX);
-            if k == 0 {
-                return Err(InputError("--stride must be at least 1".into()).into());
-            }
-            let sel: Vec<_> = tasks.iter().skip(i).step_by(k.min(tasks.len().max(1))).collect();
-            let sel = if a.stride.is_none() { sel.into_iter().take(1).collect() } else { sel };
+            let lines = select_shard(tasks.len(), i, a.stride).map_err(|e| InputError(e.to_string()))?;
             eprintln!(
                 "shard index {i} (from {from}){}: {} of {} tasks",
                 a.stride.map_or(String::new(), |k| format!(", stride {k}")),
-                sel.len(),
+                lines.len(),
                 tasks.len()
             );
-            sel
+            lines.into_iter().map(|l| &tasks[l]).collect()
         }
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let todo: Vec<&(usize, Planned)> =
         selected.iter().copied().filter(|(_, t)| !existing_result(&a.out, &t.id)).collect();
     let skipped = selected.len() - todo.len();
-    if todo.iter().any(|(_, t)| !matches!(t.task, Task::Construct(_))) {
-        // Before any thread starts: candle single-threaded per training.
-        memcap_train::ensure_single_threaded_ops();
-    }
-    let next = AtomicUsize::new(0);
+    let line_of: std::collections::HashMap<&str, usize> = todo.iter().map(|(l, p)| (p.id.as_str(), *l)).collect();
+    let planned: Vec<&Planned> = todo.iter().map(|(_, p)| p).collect();
     let done = AtomicUsize::new(0);
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let total = todo.len();
-    let worker = || loop {
-        let k = next.fetch_add(1, Ordering::SeqCst);
-        let Some((line, p)) = todo.get(k) else { break };
+    let on_start = |p: &Planned| {
         if !a.quiet {
-            eprintln!("start  {} (line {line}) {}", p.id, describe(&p.task));
+            eprintln!("start  {} (line {}) {}", p.id, line_of[p.id.as_str()], describe(&p.task));
         }
-        let t0 = Instant::now();
-        let outcome = run_task(&p.task).and_then(|(result, timing)| {
-            let rec = json!({"memcap_sweep_result": RESULT_FORMAT, "id": p.id, "task": p.task.to_value(), "result": result, "timing": timing});
-            let mut text = serde_json::to_string_pretty(&rec)?;
+    };
+    run_pool(&planned, a.jobs, &on_start, |p, out, secs| {
+        let written = out.map_err(anyhow::Error::from).and_then(|out| {
+            let mut text = serde_json::to_string_pretty(&result_record(p, &out))?;
             text.push('\n');
             write_atomic(&a.out.join(format!("{}.json", p.id)), text.as_bytes())
         });
         let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-        match outcome {
-            Ok(()) => eprintln!("done   {} [{n}/{total}] in {:.2} s", p.id, t0.elapsed().as_secs_f64()),
+        match written {
+            Ok(()) => eprintln!("done   {} [{n}/{total}] in {secs:.2} s", p.id),
             Err(e) => {
                 eprintln!("failed {} [{n}/{total}]: {e:#}", p.id);
-                failures.lock().unwrap().push(format!("{}: line {line} (task {}): {e:#}", a.tasks.display(), p.id));
+                let line = line_of[p.id.as_str()];
+                let msg = format!("{}: line {line} (task {}): {e:#}", a.tasks.display(), p.id);
+                failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(msg);
             }
         }
-    };
-    std::thread::scope(|s| {
-        for _ in 0..a.jobs.min(total.max(1)) {
-            s.spawn(worker);
-        }
     });
-    let failures = failures.into_inner().unwrap();
+    let failures = failures.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     eprintln!(
         "ran {} tasks ({} failed), skipped {skipped} already done; results in {}",
         total - failures.len(),
@@ -283,166 +256,7 @@ fn run(a: RunArgs) -> Result<Outcome> {
 
 fn describe(t: &Task) -> String {
     let d = t.data();
-    format!("{} N={} n={} seed={}", t.kind(), d.n_seqs, d.n, d.seed)
-}
-
-/// Runs one task: (result, timing). Errors are the task's own (bad values).
-fn run_task(t: &Task) -> Result<(Value, Value)> {
-    match t {
-        Task::Construct(c) => run_construct(c),
-        Task::Train(c) => run_train(c),
-        Task::Capacity(c) => run_capacity(c),
-    }
-}
-
-fn core_task(h: TaskHead) -> CoreTask {
-    match h {
-        TaskHead::NextToken => CoreTask::NextToken,
-        TaskHead::Seq2seq => CoreTask::Seq2seq,
-    }
-}
-
-fn run_construct(c: &ConstructTask) -> Result<(Value, Value)> {
-    let d = &c.data;
-    let positional = if c.positional == "learned" { Positional::Learned } else { Positional::None };
-    let ds = gen::generate(&GenConfig {
-        n_seqs: d.n_seqs,
-        seq_len: d.n,
-        vocab: d.vocab,
-        num_classes: d.classes,
-        task: core_task(d.task),
-        kind: if c.input == "vectors" { GenKind::Vectors { d: c.dim } } else { GenKind::Ids },
-        positional,
-        seed: d.seed,
-    })
-    .map_err(|e| InputError(e.to_string()))?;
-    let cfg = ConstructConfig {
-        seed: d.seed,
-        map: match c.map.as_str() {
-            "m1" => MapChoice::M1,
-            "m2" => MapChoice::M2,
-            _ => MapChoice::Auto,
-        },
-        positional,
-        code_bits: c.code_bits,
-        ..Default::default()
-    };
-    let t0 = Instant::now();
-    let built = build(&ds, &cfg).map_err(|e| InputError(e.to_string()))?;
-    let construct_seconds = t0.elapsed().as_secs_f64();
-    let acc = built.model.accounting();
-    let ver = if c.verify {
-        Some(
-            verify(&built.model, &ds, Arith::Exact, &memcap_core::eval::NoProgress)
-                .map_err(|e| InputError(e.to_string()))?,
-        )
-    } else {
-        None
-    };
-    let result = json!({
-        "examples": ds.len(), "map": built.info.map, "blocks": acc.blocks, "width": acc.width,
-        "ffn_width": acc.ffn_width, "params_dense": acc.params_dense, "params_nonzero": acc.params_nonzero,
-        "max_weight_bits": acc.max_weight_bits, "total_bits": acc.total_bits,
-        "weights_inexact_f64": acc.weights_inexact_f64, "weights_inexact_f32": acc.weights_inexact_f32,
-        "information_limit_bits": ds.label_bits(), "lower_bound": lower_bound_params(ds.len()),
-        "memorized": ver.as_ref().map(|v| v.memorized),
-    });
-    let timing = json!({"construct_seconds": construct_seconds, "verify_seconds": ver.as_ref().map(|v| v.seconds)});
-    Ok((result, timing))
-}
-
-fn train_data(d: &memcap_report::sweep::DataSpec) -> Result<memcap_train::TrainData> {
-    let spec = memcap_train::RandomSpec {
-        n_examples: d.n_seqs,
-        seq_len: d.n,
-        vocab: d.vocab,
-        num_classes: d.classes as usize,
-        task: match d.task {
-            TaskHead::NextToken => memcap_train::Task::NextToken,
-            TaskHead::Seq2seq => memcap_train::Task::Seq2Seq,
-        },
-        seed: d.seed,
-    };
-    Ok(memcap_train::random_dataset(&spec).map_err(|e| InputError(e.to_string()))?)
-}
-
-fn run_train(c: &TrainTask) -> Result<(Value, Value)> {
-    use memcap_train::{MlpConfig, ModelConfig, TrainConfig, TransformerConfig};
-    let data = train_data(&c.data)?;
-    let model = if c.model == "mlp" {
-        ModelConfig::Mlp(MlpConfig::for_data(&data, c.width, c.depth))
-    } else {
-        let head_dim = (c.d_model / c.heads.max(1)).max(1);
-        ModelConfig::Transformer(TransformerConfig {
-            head_dim,
-            pos_encoding: c.pos_encoding,
-            layer_norm: c.layer_norm,
-            ..TransformerConfig::for_data(&data, c.d_model, c.heads, c.d_ff.unwrap_or(2 * c.d_model), c.blocks)
-        })
-    };
-    let train = TrainConfig {
-        lr: c.lr,
-        weight_decay: c.weight_decay,
-        batch_size: c.batch_size,
-        max_steps: c.steps,
-        eval_every: c.eval_every,
-        seed: c.train_seed,
-        ..TrainConfig::default()
-    };
-    let r = memcap_train::train(&model, &train, &data, &mut |_| {}).map_err(|e| InputError(e.to_string()))?;
-    let s = &r.summary;
-    let metrics: Vec<Value> =
-        r.metrics.iter().map(|m| json!({"step": m.step, "loss": m.loss, "acc": m.acc, "seq_acc": m.seq_acc})).collect();
-    let result = json!({
-        "model": r.config.model, "num_params": s.num_params, "memorized": s.memorized, "steps": s.steps,
-        "final_loss": s.final_loss, "final_acc": s.final_acc, "final_seq_acc": s.final_seq_acc,
-        "first_memorized_step": s.first_memorized_step, "diverged": s.diverged,
-        "label_bits": data.label_bits(), "bits_per_param": s.bits_per_param, "metrics": metrics,
-    });
-    Ok((result, json!({"seconds": s.elapsed_s})))
-}
-
-fn run_capacity(c: &CapacityTask) -> Result<(Value, Value)> {
-    use memcap_train::capacity::{capacity_search, CapacitySpec, Family, Strategy};
-    use memcap_train::TrainConfig;
-    let data = train_data(&c.data)?;
-    let family = if c.model == "mlp" {
-        Family::Mlp
-    } else {
-        Family::Transformer {
-            heads: c.heads,
-            ff_mult: c.ff_mult,
-            pos_encoding: c.pos_encoding,
-            layer_norm: c.layer_norm,
-        }
-    };
-    let spec = CapacitySpec {
-        family,
-        blocks: c.blocks.clone(),
-        widths: c.widths.clone(),
-        lrs: c.lrs.clone(),
-        seeds: c.seeds.clone(),
-        train: TrainConfig {
-            batch_size: c.batch_size,
-            max_steps: c.steps,
-            eval_every: c.eval_every,
-            ..TrainConfig::default()
-        },
-        strategy: if c.strategy == "ascending" { Strategy::Ascending } else { Strategy::Bisect },
-        threads: c.threads,
-    };
-    let rep = capacity_search(&spec, &data, &mut |_| {}).map_err(|e| InputError(e.to_string()))?;
-    let tested: Vec<Value> = rep
-        .tested
-        .iter()
-        .map(|o| json!({"num_params": o.num_params, "memorized": o.memorized, "best_acc": o.best_acc, "runs": o.runs, "winner": o.winner}))
-        .collect();
-    let result = json!({
-        "min_params": rep.min_params, "bits_per_param": rep.bits_per_param, "label_bits": data.label_bits(),
-        "best_model": rep.best.as_ref().map(|b| &b.model), "candidates": rep.candidates, "runs_used": rep.runs_used,
-        "tested": tested,
-    });
-    Ok((result, json!({"seconds": rep.elapsed_s})))
+    format!("{} N={} n={} seed={}", t.kind(), d.n_seqs, d.seq_len, d.seed)
 }
 
 // ------------------------------------------------------------------------
@@ -470,70 +284,10 @@ pub(crate) fn load_results(dir: &Path) -> Result<(Vec<Value>, usize)> {
         let bad = |reason: String| InputError(format!("{}: {reason}", path.display()));
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("line {}: {e}", e.line())))?;
-        if v["memcap_sweep_result"] != RESULT_FORMAT {
-            return Err(bad("not a memcap sweep result (no \"memcap_sweep_result\": 1)".into()).into());
-        }
-        let task = Task::from_value(&v["task"]).map_err(|e| bad(e.to_string()))?;
-        if task.id() != id || v["id"] != id.as_str() {
-            return Err(bad(format!("file name / id do not match the task's hash {}", task.id())).into());
-        }
+        check_record(&id, &v).map_err(|e| bad(e.to_string()))?;
         out.push(v);
     }
     Ok((out, temps))
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => Some(String::new()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
-        Value::Array(_) | Value::Object(_) => None,
-    }
-}
-
-/// merged.csv: id, kind, then task.*, result.*, timing.* columns (union of
-/// keys, sorted). Lists and objects (training metrics, tested sizes) are
-/// written as canonical JSON in their cell; merged.jsonl has them too.
-pub(crate) fn to_csv(records: &[Value]) -> String {
-    let mut cols: BTreeSet<(u8, String)> = BTreeSet::new();
-    for r in records {
-        for (rank, sect) in [(0u8, "task"), (1, "result"), (2, "timing")] {
-            if let Some(m) = r[sect].as_object() {
-                for k in m.keys().filter(|k| !(sect == "task" && k.as_str() == "kind")) {
-                    cols.insert((rank, format!("{sect}.{k}")));
-                }
-            }
-        }
-    }
-    let mut s = String::from("id,kind");
-    for (_, c) in &cols {
-        s.push(',');
-        s.push_str(&csv_field(c));
-    }
-    s.push('\n');
-    for r in records {
-        s.push_str(&csv_field(r["id"].as_str().unwrap_or_default()));
-        s.push(',');
-        s.push_str(&csv_field(r["task"]["kind"].as_str().unwrap_or_default()));
-        for (_, c) in &cols {
-            let (sect, k) = c.split_once('.').unwrap_or_default();
-            let v = &r[sect][k];
-            let cell = scalar(v).unwrap_or_else(|| canonical_json(v));
-            s.push(',');
-            s.push_str(&csv_field(&cell));
-        }
-        s.push('\n');
-    }
-    s
 }
 
 fn merge(a: MergeArgs) -> Result<Outcome> {
@@ -544,7 +298,7 @@ fn merge(a: MergeArgs) -> Result<Outcome> {
         jsonl.push('\n');
     }
     write_atomic(&a.results.join("merged.jsonl"), jsonl.as_bytes())?;
-    write_atomic(&a.results.join("merged.csv"), to_csv(&records).as_bytes())?;
+    write_atomic(&a.results.join("merged.csv"), memcap_sweep::exec::to_csv(&records).as_bytes())?;
     eprintln!(
         "merged {} results into {} and merged.csv{}",
         records.len(),

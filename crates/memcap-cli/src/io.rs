@@ -45,3 +45,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
+
+/// Writes a training run folder: `config.json` (resolved), `metrics.jsonl`,
+/// `model.safetensors` (PyTorch names and layout), and `summary.json` last,
+/// so its presence marks a complete run.
+pub fn write_run(dir: &Path, run: &memcap_train::RunResult) -> Result<()> {
+    write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&run.config)?.as_bytes())?;
+    write_atomic(&dir.join("metrics.jsonl"), run.metrics_jsonl()?.as_bytes())?;
+    write_atomic(&dir.join("model.safetensors"), &run.safetensors_bytes()?)?;
+    write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&run.summary)?.as_bytes())?;
+    Ok(())
+}

@@ -1,19 +1,28 @@
 //! `memcap`: construct Transformers that provably memorize a dataset, verify
 //! them in exact arithmetic, and measure their size.
 //!
-//! This crate is glue: argument parsing, files, progress bars and tables.
-//! All mathematics lives in `memcap-core`.
+//! This crate is glue: one file per subcommand (`cmd_*.rs`) that parses
+//! flags, calls one library function, prints and writes files. The
+//! construction and exact evaluator live in `memcap-core`, training in
+//! `memcap-train`, export in `memcap-export`, sweeps in `memcap-sweep`, and
+//! every plot in `memcap-report`.
 
+mod args;
+mod cmd_baselines;
+mod cmd_capacity;
+mod cmd_construct;
+mod cmd_demo;
 mod cmd_export;
+mod cmd_gen;
+mod cmd_inspect;
 mod cmd_report;
+mod cmd_repro;
+mod cmd_scaling;
 mod cmd_sweep;
-mod commands;
-mod export;
+mod cmd_train;
+mod cmd_verify;
 mod io;
-mod onnx;
-mod onnx_proto;
 mod progress;
-mod train_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,17 +52,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Write a random consistent dataset, or next-token windows of a text file.
-    Gen(commands::GenArgs),
+    Gen(cmd_gen::GenArgs),
     /// Build a model that memorizes DATA exactly; writes MODEL.json (+ .safetensors).
-    Construct(commands::ConstructArgs),
+    Construct(cmd_construct::ConstructArgs),
     /// Run MODEL on DATA in exact arithmetic (and/or f64, f32); report k/N.
-    Verify(commands::VerifyArgs),
+    Verify(cmd_verify::VerifyArgs),
     /// Print a model's architecture, parameter and bit accounting.
-    Inspect(commands::InspectArgs),
+    Inspect(cmd_inspect::InspectArgs),
     /// gen → construct → verify on a built-in default, with a short table.
-    Demo(commands::DemoArgs),
+    Demo(cmd_demo::DemoArgs),
     /// Construction size over a grid of N (and n); fitted log-log slopes.
-    Scaling(commands::ScalingArgs),
+    Scaling(cmd_scaling::ScalingArgs),
     /// Sweeps: plan a grid into tasks.jsonl, run shards (Slurm/K8s/parallel), merge results.
     Sweep(cmd_sweep::SweepArgs),
     /// Plots (SVG, PNG), report.json, report.md and index.html from sweep results.
@@ -61,35 +70,35 @@ enum Cmd {
     /// Write MODEL as safetensors + config.json, or ONNX, and say whether it is float-exact.
     Export(cmd_export::ExportArgs),
     /// Lookup and flattened-input FFN memorizers, bound formulas, memcap and the trained minimum in one table.
-    Baselines(cmd_export::BaselinesArgs),
+    Baselines(cmd_baselines::BaselinesArgs),
     /// Train a Transformer or MLP on DATA with AdamW (candle, CPU); write a run folder.
-    Train(train_cmd::TrainArgs),
+    Train(cmd_train::TrainArgs),
     /// Smallest model that gradient descent drives to 100% training accuracy.
-    Capacity(train_cmd::CapacityArgs),
+    Capacity(cmd_capacity::CapacityArgs),
     /// Reproductions: fig2, size-vs-n, mlp-vs-transformer (JSON + CSV + SVG).
-    Repro(train_cmd::ReproArgs),
+    Repro(cmd_repro::ReproArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Gen(a) => commands::gen(a),
-        Cmd::Construct(a) => commands::construct(a),
-        Cmd::Verify(a) => commands::verify(a),
-        Cmd::Inspect(a) => commands::inspect(a),
-        Cmd::Demo(a) => commands::demo(a),
-        Cmd::Scaling(a) => commands::scaling(a),
+        Cmd::Gen(a) => cmd_gen::gen(a),
+        Cmd::Construct(a) => cmd_construct::construct(a),
+        Cmd::Verify(a) => cmd_verify::verify(a),
+        Cmd::Inspect(a) => cmd_inspect::inspect(a),
+        Cmd::Demo(a) => cmd_demo::demo(a),
+        Cmd::Scaling(a) => cmd_scaling::scaling(a),
         Cmd::Sweep(a) => cmd_sweep::sweep(a),
         Cmd::Report(a) => cmd_report::report(a),
         Cmd::Export(a) => cmd_export::export(a),
-        Cmd::Baselines(a) => cmd_export::baselines(a),
-        Cmd::Train(a) => train_cmd::train(a),
-        Cmd::Capacity(a) => train_cmd::capacity(a),
-        Cmd::Repro(a) => train_cmd::repro(a),
+        Cmd::Baselines(a) => cmd_baselines::baselines(a),
+        Cmd::Train(a) => cmd_train::train(a),
+        Cmd::Capacity(a) => cmd_capacity::capacity(a),
+        Cmd::Repro(a) => cmd_repro::repro(a),
     };
     match result {
-        Ok(commands::Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(commands::Outcome::NotMemorized) => ExitCode::from(1),
+        Ok(args::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(args::Outcome::NotMemorized) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -6,8 +6,7 @@
 mod common;
 use common::*;
 
-#[path = "../src/onnx_proto.rs"]
-mod onnx_proto;
+use memcap_export::onnx_proto;
 
 use memcap_core::Model;
 use prost::Message;

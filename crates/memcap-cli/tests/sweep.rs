@@ -70,7 +70,7 @@ fn plan_is_deterministic_complete_and_keyed_by_content_hash() {
     // Every default is written into the task, so the line alone determines the work.
     let c = &recs[0]["task"];
     for key in
-        ["kind", "N", "n", "vocab", "classes", "task", "seed", "input", "positional", "map", "code_bits", "verify"]
+        ["kind", "N", "n", "vocab", "num_classes", "task", "seed", "input", "positional", "map", "code_bits", "verify"]
     {
         assert!(c.get(key).is_some(), "construct task lacks {key}: {c}");
     }

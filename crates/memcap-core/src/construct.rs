@@ -40,6 +40,7 @@ use std::collections::HashMap;
 
 /// Which contextual map to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum MapChoice {
     /// M1 when its condition holds, else M2.
     #[default]

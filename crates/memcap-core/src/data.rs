@@ -5,7 +5,7 @@
 //! N(XΠ) = N(X)Π. So two next-token examples with the same *multiset* of
 //! tokens and the same last token get the same output whatever the weights;
 //! if their labels differ, no such Transformer memorizes both
-//! (paper-notes §4). With learned positions only identical ordered contexts
+//! (docs/construction.md §4). With learned positions only identical ordered contexts
 //! are forced together. [`Dataset::check_consistency`] finds such pairs.
 
 use crate::error::{DataError, Origin};
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 /// Which label(s) a sequence carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Task {
     /// One label per sequence, predicted at the last position.
     NextToken,
@@ -25,6 +26,7 @@ pub enum Task {
 /// Whether the model sees token positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Positional {
     /// No positional encoding: the paper's permutation-equivariant setting.
     #[default]
@@ -38,23 +40,38 @@ pub enum Positional {
 pub enum Inputs {
     /// Token ids below `vocab`; the embedding has one column per id (one-hot
     /// inputs, d = vocab).
-    Ids { vocab: usize, seqs: Vec<Vec<u32>> },
+    Ids {
+        /// Vocabulary size V.
+        vocab: usize,
+        /// N sequences of n token ids each.
+        seqs: Vec<Vec<u32>>,
+    },
     /// Real-vector tokens of dimension `d` (the paper's setting).
-    Vectors { d: usize, seqs: Vec<Vec<Vec<f64>>> },
+    Vectors {
+        /// Token dimension d.
+        d: usize,
+        /// N sequences of n vectors of d finite values each.
+        seqs: Vec<Vec<Vec<f64>>>,
+    },
 }
 
 /// Labels, in 0..num_classes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Labels {
+    /// One label per sequence (shape N), read out at the last position.
     NextToken(Vec<u32>),
+    /// One label per position (shape N × n).
     Seq2seq(Vec<Vec<u32>>),
 }
 
 /// A labelled dataset of N sequences of length n.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
+    /// The N input sequences.
     pub inputs: Inputs,
+    /// Their labels.
     pub labels: Labels,
+    /// Number of classes C: every label is in `0..C`.
     pub num_classes: u32,
     /// 1-based source line of each example, when parsed from text.
     pub lines: Option<Vec<usize>>,
@@ -62,6 +79,7 @@ pub struct Dataset {
 
 /// How to treat examples that no Transformer of the chosen kind can all memorize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Dedupe {
     /// Report the first conflicting pair as an error.
     #[default]
@@ -88,8 +106,56 @@ pub struct ConflictReport {
 /// −0.0 folded into 0.0) used for hashing and equality.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TokenKey {
+    /// A token id.
     Id(u32),
+    /// The bit patterns of a vector token's coordinates.
     Vector(Vec<u64>),
+}
+
+/// How far a dataset is from being memorizable, for both model kinds.
+///
+/// For each distinct input the best any function can do is to predict the
+/// majority label of that input, so the best achievable training accuracy is
+/// `Σ_context max-count / targets`. It is reported for models that see
+/// positions (MLP, Transformer with learned positions) and for the
+/// permutation-equivariant Transformer without positional encoding
+/// (docs/construction.md §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsistencyReport {
+    /// Labelled targets: N for next-token, N·n for seq2seq.
+    pub targets: usize,
+    /// Distinct inputs as a position-aware model sees them.
+    pub distinct_contexts: usize,
+    /// Distinct inputs (position-aware) that occur with more than one label.
+    pub conflicting_contexts: usize,
+    /// Targets whose (position-aware) input occurs with more than one label.
+    pub targets_in_conflicts: usize,
+    /// Best achievable accuracy for a position-aware model, in [0, 1].
+    pub max_accuracy: f64,
+    /// Best achievable accuracy without positional encoding, in [0, 1].
+    pub max_accuracy_no_pos: f64,
+    /// `1 − max_accuracy`: the accuracy the inconsistency costs.
+    pub accuracy_gap: f64,
+}
+
+impl std::fmt::Display for Task {
+    /// `next-token` or `seq2seq` (the JSON and flag spelling).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Task::NextToken => "next-token",
+            Task::Seq2seq => "seq2seq",
+        })
+    }
+}
+
+impl std::fmt::Display for Positional {
+    /// `none` or `learned` (the JSON and flag spelling).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Positional::None => "none",
+            Positional::Learned => "learned",
+        })
+    }
 }
 
 impl Dataset {
@@ -122,6 +188,56 @@ impl Dataset {
         }
     }
 
+    /// The token ids and V, or `None` for vector inputs.
+    pub fn token_ids(&self) -> Option<(usize, &[Vec<u32>])> {
+        match &self.inputs {
+            Inputs::Ids { vocab, seqs } => Some((*vocab, seqs)),
+            Inputs::Vectors { .. } => None,
+        }
+    }
+
+    /// Number of labelled targets: N for next-token, N·n for seq2seq.
+    pub fn num_targets(&self) -> usize {
+        match &self.labels {
+            Labels::NextToken(y) => y.len(),
+            Labels::Seq2seq(y) => y.iter().map(Vec::len).sum(),
+        }
+    }
+
+    /// Consistency for both model kinds (see [`ConsistencyReport`]).
+    pub fn consistency(&self) -> ConsistencyReport {
+        let best = |g: &Groups| -> (usize, usize, usize) {
+            let (mut best, mut conflicting, mut in_conflict) = (0, 0, 0);
+            for members in g.members.values() {
+                let mut counts: HashMap<u32, usize> = HashMap::new();
+                for &(_, _, y) in members {
+                    *counts.entry(y).or_default() += 1;
+                }
+                best += counts.values().copied().max().unwrap_or(0);
+                if counts.len() > 1 {
+                    conflicting += 1;
+                    in_conflict += members.len();
+                }
+            }
+            (best, conflicting, in_conflict)
+        };
+        let pos = self.conflict_groups(Positional::Learned);
+        let nopos = self.conflict_groups(Positional::None);
+        let targets = self.num_targets();
+        let denom = targets.max(1) as f64;
+        let (best_pos, conflicting, in_conflict) = best(&pos);
+        let max_accuracy = if targets == 0 { 1.0 } else { best_pos as f64 / denom };
+        ConsistencyReport {
+            targets,
+            distinct_contexts: pos.members.len(),
+            conflicting_contexts: conflicting,
+            targets_in_conflicts: in_conflict,
+            max_accuracy,
+            max_accuracy_no_pos: if targets == 0 { 1.0 } else { best(&nopos).0 as f64 / denom },
+            accuracy_gap: 1.0 - max_accuracy,
+        }
+    }
+
     /// Input dimension d of the embedding (vocab for one-hot ids).
     pub fn input_dim(&self) -> usize {
         match &self.inputs {
@@ -146,12 +262,7 @@ impl Dataset {
     /// Information content of the labels, in bits: N·log2 C for next-token,
     /// n·N·log2 C for seq2seq (the number of free label bits).
     pub fn label_bits(&self) -> f64 {
-        let per = (self.num_classes.max(1) as f64).log2();
-        let count = match &self.labels {
-            Labels::NextToken(y) => y.len(),
-            Labels::Seq2seq(y) => y.iter().map(Vec::len).sum(),
-        };
-        count as f64 * per
+        self.num_targets() as f64 * (self.num_classes.max(1) as f64).log2()
     }
 
     /// Checks shapes and ranges: non-empty, equal lengths, equal dimensions,

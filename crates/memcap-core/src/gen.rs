@@ -11,30 +11,66 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
 
 /// Token kind for [`generate`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum GenKind {
     /// Token ids in 0..vocab.
     Ids,
     /// A pool of `vocab` random vectors in [−1, 1]^d on the grid 2^−10
     /// (exactly representable, so exact arithmetic sees the same numbers).
-    Vectors { d: usize },
+    Vectors {
+        /// Vector dimension d.
+        d: usize,
+    },
 }
 
 /// Parameters of the random generator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GenConfig {
+    /// Number of sequences N.
+    #[serde(rename = "N")]
     pub n_seqs: usize,
+    /// Sequence length n.
+    #[serde(rename = "n")]
     pub seq_len: usize,
+    /// Vocabulary size V: token ids are drawn uniformly from `0..V` (for
+    /// vectors: the size of the vector pool).
     pub vocab: usize,
+    /// Number of classes C: labels are drawn uniformly from `0..C`.
     pub num_classes: u32,
+    /// One label per sequence, or one per position.
     pub task: Task,
+    /// Token ids or real vectors.
     pub kind: GenKind,
-    /// Draw contexts distinct for this model kind.
+    /// Draw contexts distinct for this model kind (without positions:
+    /// distinct up to permutation), so every example is memorizable.
     pub positional: Positional,
+    /// Seed of the ChaCha8 generator.
     pub seed: u64,
 }
 
-/// Draws a random consistent dataset. Errors when the requested number of
+impl GenConfig {
+    /// Token-id next-token data without positions: the paper's random setting.
+    pub fn random_ids(n_seqs: usize, seq_len: usize, vocab: usize, num_classes: u32, seed: u64) -> Self {
+        GenConfig {
+            n_seqs,
+            seq_len,
+            vocab,
+            num_classes,
+            task: Task::NextToken,
+            kind: GenKind::Ids,
+            positional: Positional::None,
+            seed,
+        }
+    }
+}
+
+/// Draws a random consistent dataset: N sequences of n uniform tokens, distinct
+/// as the chosen model kind sees them, with uniform labels in `0..C`.
+/// Deterministic in `cfg` (ChaCha8 seeded by `cfg.seed`).
+///
+/// # Errors
+/// [`DataError::Param`] when a size is 0, or when the requested number of
 /// distinct contexts cannot exist (or is not found after many redraws).
 pub fn generate(cfg: &GenConfig) -> Result<Dataset, DataError> {
     if cfg.n_seqs == 0 || cfg.seq_len == 0 || cfg.vocab == 0 || cfg.num_classes == 0 {
@@ -135,31 +171,65 @@ pub fn generate(cfg: &GenConfig) -> Result<Dataset, DataError> {
 }
 
 /// How to cut text into tokens for [`text_windows`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum TextUnit {
-    /// Every byte is a token (vocabulary 256).
+    /// Every byte is a token (vocabulary V = 256).
+    #[default]
     Bytes,
-    /// Whitespace-separated words; ids in order of first appearance.
+    /// Whitespace-separated words (Unicode whitespace); ids in order of first
+    /// appearance, so V is the number of distinct words.
     Words,
 }
 
-/// A text turned into next-token data, with the word list for `Words`.
+/// Parameters of [`text_windows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TextSpec {
+    /// Bytes or words.
+    pub unit: TextUnit,
+    /// Window (context) length n, in tokens; at least 1.
+    pub seq_len: usize,
+    /// Distance between the starts of consecutive windows, in tokens (1 = every window); at least 1.
+    pub stride: usize,
+    /// Keep at most this many windows (the first ones); `None` keeps all.
+    pub max_examples: Option<usize>,
+}
+
+impl TextSpec {
+    /// Every window of `seq_len` tokens of the given unit (stride 1, no cap).
+    pub fn new(seq_len: usize, unit: TextUnit) -> Self {
+        TextSpec { unit, seq_len, stride: 1, max_examples: None }
+    }
+}
+
+/// A text turned into next-token data, with the token strings.
 #[derive(Debug, Clone)]
 pub struct TextData {
+    /// Windows (token ids) and next-token labels; `num_classes` = V, so labels
+    /// live in the same id space as the inputs.
     pub dataset: Dataset,
-    /// For `Words`: the word of every id. Empty for `Bytes`.
+    /// For `Words`: the word of every id. Empty for `Bytes` (id = byte value).
     pub words: Vec<String>,
 }
 
-/// Every window of `n` consecutive tokens with the following token as label
-/// (next-token). Windows that occur more than once are kept: repeated
-/// contexts with different continuations are exactly what the consistency
-/// report measures.
-pub fn text_windows(text: &[u8], n: usize, unit: TextUnit) -> Result<TextData, DataError> {
+/// Windows of `spec.seq_len` consecutive tokens with the following token as
+/// label (next-token). Window `i` starts at token `i·stride`. Windows that
+/// occur more than once are kept: repeated contexts with different
+/// continuations are exactly what [`Dataset::consistency`] measures.
+///
+/// # Errors
+/// [`DataError::Param`] when `seq_len` or `stride` is 0, or the text has at
+/// most `seq_len` tokens.
+pub fn text_windows(text: &[u8], spec: &TextSpec) -> Result<TextData, DataError> {
+    let n = spec.seq_len;
     if n == 0 {
         return Err(DataError::Param("window length n must be at least 1".into()));
     }
-    let (toks, words, vocab): (Vec<u32>, Vec<String>, usize) = match unit {
+    if spec.stride == 0 {
+        return Err(DataError::Param("window stride must be at least 1".into()));
+    }
+    let (toks, words, vocab): (Vec<u32>, Vec<String>, usize) = match spec.unit {
         TextUnit::Bytes => (text.iter().map(|&b| b as u32).collect(), Vec::new(), 256),
         TextUnit::Words => {
             let s = String::from_utf8_lossy(text);
@@ -185,8 +255,9 @@ pub fn text_windows(text: &[u8], n: usize, unit: TextUnit) -> Result<TextData, D
             n + 1
         )));
     }
-    let seqs: Vec<Vec<u32>> = toks.windows(n + 1).map(|w| w[..n].to_vec()).collect();
-    let labels: Vec<u32> = toks.windows(n + 1).map(|w| w[n]).collect();
+    let cap = spec.max_examples.unwrap_or(usize::MAX);
+    let starts = (0..toks.len() - n).step_by(spec.stride).take(cap);
+    let (seqs, labels): (Vec<Vec<u32>>, Vec<u32>) = starts.map(|i| (toks[i..i + n].to_vec(), toks[i + n])).unzip();
     let dataset = Dataset {
         inputs: Inputs::Ids { vocab, seqs },
         labels: Labels::NextToken(labels),

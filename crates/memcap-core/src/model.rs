@@ -145,6 +145,7 @@ pub struct Block {
 /// Attention normalization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum AttentionKind {
     Softmax,
     /// Uniform weight over the maximizing keys (ties averaged).

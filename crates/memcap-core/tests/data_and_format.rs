@@ -1,11 +1,11 @@
-//! Datasets, consistency (permutation equivariance, paper-notes §4), the
+//! Datasets, consistency (permutation equivariance, docs/construction.md §4), the
 //! model file format and the parameter accounting (§7.7).
 
 use memcap_core::construct::{construct, ConstructConfig};
 use memcap_core::data::{Dataset, Dedupe, Inputs, Labels, Positional, Task};
 use memcap_core::error::{DataError, Origin};
 use memcap_core::eval::NoProgress;
-use memcap_core::gen::{generate, text_windows, GenConfig, GenKind, TextUnit};
+use memcap_core::gen::{generate, text_windows, GenConfig, GenKind, TextSpec, TextUnit};
 use memcap_core::model::Model;
 use memcap_core::parse::{parse_csv, parse_jsonl, to_jsonl, ParseOptions};
 use memcap_core::verify::{first_divergence, verify, Arith};
@@ -133,14 +133,14 @@ fn dedupe_majority_reports_the_best_achievable_accuracy() {
 
 #[test]
 fn text_windows_label_the_next_byte() {
-    let td = text_windows(b"abcab", 2, TextUnit::Bytes).unwrap();
+    let td = text_windows(b"abcab", &TextSpec::new(2, TextUnit::Bytes)).unwrap();
     let ds = td.dataset;
     assert_eq!(ds.len(), 3);
     assert_eq!(ds.inputs, Inputs::Ids { vocab: 256, seqs: vec![vec![97, 98], vec![98, 99], vec![99, 97]] });
     assert_eq!(ds.labels, Labels::NextToken(vec![99, 97, 98]));
-    let td = text_windows(b"the cat the dog", 1, TextUnit::Words).unwrap();
+    let td = text_windows(b"the cat the dog", &TextSpec::new(1, TextUnit::Words)).unwrap();
     assert_eq!(td.words, ["the", "cat", "dog"]);
-    assert!(text_windows(b"ab", 2, TextUnit::Bytes).is_err());
+    assert!(text_windows(b"ab", &TextSpec::new(2, TextUnit::Bytes)).is_err());
 }
 
 fn small_model() -> (Model, Dataset) {
@@ -228,4 +228,78 @@ fn small_models_are_float_exact() {
     assert_eq!(m.accounting().weights_inexact_f64, 0);
     assert_eq!(verify(&m, &ds, Arith::F64, &NoProgress).unwrap().memorized, ds.len());
     assert!(first_divergence(&m, &ds, 0, Arith::F64).unwrap().is_none());
+}
+
+// ---- text windows and the consistency report (one data model for construct and train)
+
+fn windows(text: &[u8], n: usize, unit: TextUnit) -> memcap_core::gen::TextData {
+    text_windows(text, &TextSpec::new(n, unit)).expect("windows")
+}
+
+#[test]
+fn word_windows_build_a_vocabulary_in_order_of_appearance() {
+    let t = windows(b"the cat  the\ndog the cat", 2, TextUnit::Words);
+    assert_eq!(t.words, vec!["the", "cat", "dog"]);
+    // tokens: the cat the dog the cat -> 0 1 0 2 0 1
+    assert_eq!(t.dataset.token_ids().unwrap().1, &[vec![0, 1], vec![1, 0], vec![0, 2], vec![2, 0]][..]);
+    assert_eq!(t.dataset.labels, Labels::NextToken(vec![0, 2, 0, 1]));
+}
+
+#[test]
+fn text_window_stride_and_cap_select_windows() {
+    let spec = TextSpec { unit: TextUnit::Bytes, seq_len: 2, stride: 2, max_examples: Some(2) };
+    let t = text_windows(b"abcdefg", &spec).unwrap();
+    assert_eq!(t.dataset.token_ids().unwrap().1, &[vec![97, 98], vec![99, 100]][..]);
+    assert_eq!(t.dataset.labels, Labels::NextToken(vec![99, 101]));
+    let zero = TextSpec { stride: 0, ..spec };
+    assert!(matches!(text_windows(b"abcdefg", &zero), Err(memcap_core::DataError::Param(_))));
+    assert!(text_windows(b"   ", &TextSpec::new(1, TextUnit::Words)).is_err());
+    assert!(text_windows(b"abc", &TextSpec::new(0, TextUnit::Bytes)).is_err());
+}
+
+#[test]
+fn consistent_text_can_reach_full_accuracy() {
+    let r = windows(b"abcdefgh", 2, TextUnit::Bytes).dataset.consistency();
+    assert_eq!(r.conflicting_contexts, 0);
+    assert_eq!(r.max_accuracy, 1.0);
+    assert_eq!(r.accuracy_gap, 0.0);
+}
+
+#[test]
+fn conflicting_contexts_cap_the_achievable_accuracy() {
+    // Contexts with n = 1: "a" is followed by b, c, b, b (majority 3 of 4);
+    // "b" -> a, a; "c" -> a. 7 targets, best = 3 + 2 + 1 = 6.
+    let r = windows(b"abacabab", 1, TextUnit::Bytes).dataset.consistency();
+    assert_eq!(r.targets, 7);
+    assert_eq!(r.distinct_contexts, 3);
+    assert_eq!(r.conflicting_contexts, 1);
+    assert_eq!(r.targets_in_conflicts, 4);
+    assert!((r.max_accuracy - 6.0 / 7.0).abs() < 1e-12);
+    assert!((r.accuracy_gap - 1.0 / 7.0).abs() < 1e-12);
+}
+
+#[test]
+fn no_positional_encoding_merges_permuted_contexts() {
+    // "xab" and "axb" share the last token and the multiset {a, x}.
+    let ds = Dataset {
+        inputs: Inputs::Ids { vocab: 4, seqs: vec![vec![2, 0, 1], vec![0, 2, 1]] },
+        labels: Labels::NextToken(vec![0, 1]),
+        num_classes: 2,
+        lines: None,
+    };
+    let r = ds.consistency();
+    assert_eq!(r.max_accuracy, 1.0);
+    assert_eq!(r.max_accuracy_no_pos, 0.5);
+}
+
+#[test]
+fn random_data_are_seeded_and_memorizable_without_positions_for_both_tasks() {
+    for task in [Task::NextToken, Task::Seq2seq] {
+        let cfg = GenConfig { task, ..GenConfig::random_ids(100, 3, 8, 4, 11) };
+        let a = generate(&cfg).unwrap();
+        assert_eq!(a, generate(&cfg).unwrap());
+        assert_ne!(a, generate(&GenConfig { seed: 12, ..cfg }).unwrap());
+        // Even a model without positional encoding can fit every label.
+        assert_eq!(a.consistency().max_accuracy_no_pos, 1.0, "{task:?}");
+    }
 }

@@ -7,7 +7,7 @@ use memcap_core::construct::{construct, ConstructConfig};
 use memcap_core::data::{Dedupe, Positional};
 use memcap_core::error::DataError;
 use memcap_core::eval::NoProgress;
-use memcap_core::gen::{text_windows, TextUnit};
+use memcap_core::gen::{text_windows, TextSpec, TextUnit};
 use memcap_core::parse::{parse_jsonl, ParseOptions};
 use memcap_core::verify::{verify, Arith};
 use memcap_core::{ConstructError, MapChoice};
@@ -52,7 +52,7 @@ fn m1_is_refused_with_positions() {
 #[test]
 fn text_windows_are_memorized_after_majority_dedupe() {
     let text = b"the cat sat on the mat. the cat ate the rat. the dog sat on the log.";
-    let ds = text_windows(text, 4, TextUnit::Bytes).unwrap().dataset;
+    let ds = text_windows(text, &TextSpec::new(4, TextUnit::Bytes)).unwrap().dataset;
     assert!(ds.check_consistency(Positional::Learned).is_err(), "\"the \" continues differently");
     let (kept, rep) = ds.resolve_conflicts(Positional::Learned, Dedupe::Majority).unwrap();
     assert!(rep.best_accuracy < 1.0 && rep.labels_removed > 0);

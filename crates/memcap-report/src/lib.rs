@@ -1,14 +1,19 @@
-//! # memcap-report: sweeps and reports, as data
+//! # memcap-report: the one plot layer, reports and the drawing of experiments
 //!
-//! * [`sweep`]: sweep configs (JSON grids) expanded into a deterministic list
-//!   of complete tasks, each identified by the hash of its canonical JSON.
-//! * [`report`]: the series and tables a report shows (fitted log-log
-//!   slopes, √N and N reference lines, comparison with the information limit,
-//!   the lower bound and trained minima), rendered as SVG (plotters), PNG
-//!   (resvg, pure Rust), Markdown and HTML.
+//! * [`plot`]: [`plot::Plot`] and [`plot::Series`], drawn to SVG (plotters)
+//!   and PNG (resvg, pure Rust). Every figure memcap makes goes through it.
+//! * [`report`]: the series and tables a sweep report shows (fitted log-log
+//!   slopes, √N and N reference lines, comparison with the information
+//!   limit, the lower bound and trained minima), rendered as SVG, PNG,
+//!   Markdown and HTML.
+//! * [`repro`]: the paper's experiments (results of `memcap_train::repro`)
+//!   as JSON, CSV, SVG and PNG.
 //!
-//! No IO and no CLI: the `memcap` binary reads and writes the files and runs
-//! the tasks (it owns the dependencies on memcap-core and memcap-train).
+//! Data flows down and drawing flows up: memcap-train and memcap-sweep
+//! return results; this crate draws them. No file IO: the `memcap` CLI
+//! writes what these functions return.
+#![warn(missing_docs)]
 
+pub mod plot;
 pub mod report;
-pub mod sweep;
+pub mod repro;

@@ -12,57 +12,41 @@
 //! (`{"id","task","result","timing"}`), in any order; output is sorted and
 //! deterministic.
 
-use crate::sweep::{canonical_json, Task};
+use memcap_sweep::plan::{canonical_json, Task};
 use memcap_core::model::{loglog_slope, lower_bound_params as lower_bound};
-use plotters::prelude::*;
+pub use crate::plot::{render_svg, svg_to_png, Plot, Series, PLOT_SIZE};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// One curve of a plot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Series {
-    /// Legend text (includes the fitted slope for data on log-log plots).
-    pub label: String,
-    /// `data` (measured), `reference` (a formula line) or `bound`.
-    pub kind: String,
-    /// Points sorted by x.
-    pub points: Vec<(f64, f64)>,
-    /// Least-squares slope of log y on log x (log-log plots, ≥ 2 points).
-    pub slope: Option<f64>,
-}
-
-/// One figure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plot {
-    /// File stem: `NAME.svg`, `NAME.png`.
-    pub name: String,
-    pub title: String,
-    pub x_label: String,
-    pub y_label: String,
-    /// Both axes logarithmic (else both linear).
-    pub log_log: bool,
-    pub series: Vec<Series>,
-}
 
 /// One row of the comparison table (construction vs information limit vs
 /// lower bound vs trained minimum), averaged over seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
+    /// Number of sequences N.
     #[serde(rename = "N")]
     pub n_seqs: usize,
-    pub n: usize,
+    /// Sequence length n.
+    #[serde(rename = "n")]
+    pub seq_len: usize,
+    /// Vocabulary size V.
     pub vocab: usize,
-    pub classes: u32,
+    /// Number of classes C.
+    pub num_classes: u32,
+    /// `next-token` or `seq2seq`.
     pub task: String,
     /// Construction variant (`ids/none/auto` = input/positional/map), or
     /// `-` for a row that only has training results.
     pub variant: String,
     /// Seeds averaged in the construction columns.
     pub seeds: usize,
+    /// Construction: dense parameter count (seed mean).
     pub construct_params_dense: Option<f64>,
+    /// Construction: nonzero parameter count (seed mean).
     pub construct_params_nonzero: Option<f64>,
+    /// Construction: Σ bits of the stored weights (seed mean).
     pub construct_total_bits: Option<f64>,
+    /// Construction: bits of the largest weight (seed mean).
     pub construct_max_weight_bits: Option<f64>,
     /// Examples memorized / examples by the exact verifier, when run.
     pub exact_verified: Option<String>,
@@ -82,21 +66,30 @@ pub struct Row {
 /// Everything a report shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// `memcap-report/1`.
     pub format: String,
     /// Result records read (construct, train, capacity).
     pub results: BTreeMap<String, usize>,
+    /// Every figure, with the series drawn.
     pub plots: Vec<Plot>,
+    /// The comparison table.
     pub table: Vec<Row>,
 }
 
+/// Building or drawing a report failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// A result record is malformed.
     #[error("result {id}: {reason}")]
-    BadResult { id: String, reason: String },
-    #[error("plot {plot}: {reason}")]
-    Plot { plot: String, reason: String },
-    #[error("png {plot}: {reason}")]
-    Png { plot: String, reason: String },
+    BadResult {
+        /// Its id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Drawing a plot failed.
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
 }
 
 struct Rec {
@@ -130,10 +123,10 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64
 }
 
-fn task_name(t: crate::sweep::TaskHead) -> &'static str {
+fn task_name(t: memcap_core::Task) -> &'static str {
     match t {
-        crate::sweep::TaskHead::NextToken => "next-token",
-        crate::sweep::TaskHead::Seq2seq => "seq2seq",
+        memcap_core::Task::NextToken => "next-token",
+        memcap_core::Task::Seq2seq => "seq2seq",
     }
 }
 
@@ -153,17 +146,21 @@ fn short_family(t: &Task, swept: &str) -> String {
     let d = &c.data;
     let mut parts = Vec::new();
     if swept != "n" {
-        parts.push(format!("n={}", d.n));
+        parts.push(format!("n={}", d.seq_len));
     }
     if swept != "N" {
         parts.push(format!("N={}", d.n_seqs));
     }
-    parts.push(format!("C={}", d.classes));
-    if d.task != crate::sweep::TaskHead::NextToken {
+    parts.push(format!("C={}", d.num_classes));
+    if d.task != memcap_core::Task::NextToken {
         parts.push(task_name(d.task).into());
     }
-    if c.input != "ids" || c.positional != "none" || c.map != "auto" {
-        parts.push(format!("{}/{}/{}", c.input, c.positional, c.map));
+    let positional = match c.positional {
+        memcap_core::Positional::None => "none",
+        memcap_core::Positional::Learned => "learned",
+    };
+    if c.input != "ids" || positional != "none" || c.map != "auto" {
+        parts.push(format!("{}/{positional}/{}", c.input, c.map));
     }
     parts.join(" ")
 }
@@ -179,7 +176,7 @@ fn construct_groups(recs: &[Rec], swept: &str, key: &str) -> Vec<(String, Vec<(f
         let Some(fam) = construct_family(&r.task, swept) else { continue };
         let Some(y) = num(&r.result, key) else { continue };
         let d = r.task.data();
-        let x = if swept == "N" { d.n_seqs } else { d.n };
+        let x = if swept == "N" { d.n_seqs } else { d.seq_len };
         let e = groups.entry(fam).or_insert_with(|| (short_family(&r.task, swept), BTreeMap::new()));
         e.1.entry(x).or_default().insert(d.seed, y);
     }
@@ -231,7 +228,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
             let Task::Capacity(c) = &r.task else { continue };
             let Some(p) = r.result.get("min_params").and_then(Value::as_u64) else { continue };
             let d = &c.data;
-            let fam = format!("{} n={} C={}", c.model, d.n, d.classes);
+            let fam = format!("{} n={} C={}", c.model, d.seq_len, d.num_classes);
             let e = trained.entry(fam).or_default().entry(d.n_seqs).or_insert(usize::MAX);
             *e = (*e).min(p as usize);
         }
@@ -267,6 +264,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                 x_label: "N (sequences)".into(),
                 y_label: "parameters".into(),
                 log_log: true,
+                log_y: false,
                 series,
             });
         }
@@ -291,6 +289,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                 x_label: "n (sequence length)".into(),
                 y_label: "nonzero parameters".into(),
                 log_log: true,
+                log_y: false,
                 series,
             });
         }
@@ -314,7 +313,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                     "{} {size}, N={} n={} lr={} seed={} [{}]",
                     t.model,
                     d.n_seqs,
-                    d.n,
+                    d.seq_len,
                     t.lr,
                     t.train_seed,
                     &r.id[..6]
@@ -331,6 +330,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                 x_label: "step".into(),
                 y_label: "training accuracy".into(),
                 log_log: false,
+                log_y: false,
                 series,
             });
         }
@@ -343,7 +343,7 @@ fn table(recs: &[Rec]) -> Vec<Row> {
     type Shape = (usize, usize, usize, u32, String);
     let shape = |t: &Task| -> Shape {
         let d = t.data();
-        (d.n_seqs, d.n, d.vocab, d.classes, task_name(d.task).to_string())
+        (d.n_seqs, d.seq_len, d.vocab, d.num_classes, task_name(d.task).to_string())
     };
     // Trained minimum per data shape.
     let mut trained: BTreeMap<Shape, (usize, String, f64)> = BTreeMap::new();
@@ -392,9 +392,9 @@ fn table(recs: &[Rec]) -> Vec<Row> {
         let tr = trained.get(sh);
         out.push(Row {
             n_seqs: sh.0,
-            n: sh.1,
+            seq_len: sh.1,
             vocab: sh.2,
-            classes: sh.3,
+            num_classes: sh.3,
             task: sh.4.clone(),
             variant: variant.clone(),
             seeds: rs.len(),
@@ -416,9 +416,9 @@ fn table(recs: &[Rec]) -> Vec<Row> {
         }
         out.push(Row {
             n_seqs: sh.0,
-            n: sh.1,
+            seq_len: sh.1,
             vocab: sh.2,
-            classes: sh.3,
+            num_classes: sh.3,
             task: sh.4.clone(),
             variant: "-".into(),
             seeds: 0,
@@ -435,135 +435,10 @@ fn table(recs: &[Rec]) -> Vec<Row> {
         });
     }
     out.sort_by(|a, b| {
-        (a.n, a.n_seqs, a.vocab, a.classes, &a.task, &a.variant)
-            .cmp(&(b.n, b.n_seqs, b.vocab, b.classes, &b.task, &b.variant))
+        (a.seq_len, a.n_seqs, a.vocab, a.num_classes, &a.task, &a.variant)
+            .cmp(&(b.seq_len, b.n_seqs, b.vocab, b.num_classes, &b.task, &b.variant))
     });
     out
-}
-
-// ------------------------------------------------------------------------
-// rendering
-
-/// Plot size in pixels (SVG user units; the PNG has the same size).
-pub const PLOT_SIZE: (u32, u32) = (900, 600);
-
-/// Data colours (Tableau 10, readable on white); references are slate blue (√N) and dark grey (N).
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(23, 190, 207),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-];
-
-fn color(s: &Series, i: usize) -> RGBColor {
-    match (s.kind.as_str(), s.slope) {
-        // √N in slate blue, N in dark grey: two references must be told apart at a glance.
-        ("reference", Some(p)) if p < 0.75 => RGBColor(90, 110, 200),
-        ("reference", _) => RGBColor(60, 60, 60),
-        ("bound", _) => RGBColor(188, 143, 0),
-        _ => PALETTE[i % PALETTE.len()],
-    }
-}
-
-fn bounds(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
-    let (lo, hi) = vals
-        .filter(|v| v.is_finite() && (!log || *v > 0.0))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if !lo.is_finite() {
-        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
-    }
-    if log {
-        let (lo, hi) = if hi / lo < 1.01 { (lo / 2.0, hi * 2.0) } else { (lo, hi) };
-        (lo / 1.25, hi * 1.25)
-    } else {
-        let pad = if hi - lo < 1e-12 { 0.5 } else { (hi - lo) * 0.05 };
-        (lo - pad, hi + pad)
-    }
-}
-
-macro_rules! draw_chart {
-    ($builder:expr, $xr:expr, $yr:expr, $plot:expr, $err:expr) => {{
-        let plot: &Plot = $plot;
-        let mut chart = $builder.build_cartesian_2d($xr, $yr).map_err($err)?;
-        chart
-            .configure_mesh()
-            .x_desc(plot.x_label.as_str())
-            .y_desc(plot.y_label.as_str())
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err($err)?;
-        for (i, s) in plot.series.iter().enumerate() {
-            let c = color(s, i);
-            let keep =
-                |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!plot.log_log || (p.0 > 0.0 && p.1 > 0.0));
-            let pts: Vec<(f64, f64)> = s.points.iter().filter(keep).copied().collect();
-            let style = if s.kind == "data" { c.stroke_width(2) } else { c.stroke_width(1) };
-            chart
-                .draw_series(LineSeries::new(pts.clone(), style))
-                .map_err($err)?
-                .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            if s.kind == "data" {
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err($err)?;
-            }
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err($err)?;
-    }};
-}
-
-/// The plot as an SVG document (text as `<text>`, curves as `<polyline>`).
-pub fn render_svg(plot: &Plot) -> Result<String, ReportError> {
-    let err = |e: DrawingAreaErrorKind<_>| ReportError::Plot { plot: plot.name.clone(), reason: e.to_string() };
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, PLOT_SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let pts = || plot.series.iter().flat_map(|s| s.points.iter().copied());
-        let (x0, x1) = bounds(pts().map(|p| p.0), plot.log_log);
-        let (y0, y1) = bounds(pts().map(|p| p.1), plot.log_log);
-        let mut builder = ChartBuilder::on(&root);
-        builder.caption(plot.title.as_str(), ("sans-serif", 22)).margin(16).x_label_area_size(48).y_label_area_size(72);
-        if plot.log_log {
-            draw_chart!(builder, (x0..x1).log_scale(), (y0..y1).log_scale(), plot, err);
-        } else {
-            draw_chart!(builder, x0..x1, y0..y1, plot, err);
-        }
-        root.present().map_err(err)?;
-    }
-    Ok(out)
-}
-
-/// Renders an SVG document to PNG with resvg. Text needs a system font
-/// (fontdb scans the usual font folders; DejaVu Sans is preferred as
-/// `sans-serif`); with no font at all the PNG is drawn without text.
-pub fn svg_to_png(name: &str, svg: &str) -> Result<Vec<u8>, ReportError> {
-    let err = |reason: String| ReportError::Png { plot: name.into(), reason };
-    let mut opt = resvg::usvg::Options::default();
-    {
-        let db = opt.fontdb_mut();
-        db.load_system_fonts();
-        if db.faces().any(|f| f.families.iter().any(|(n, _)| n == "DejaVu Sans")) {
-            db.set_sans_serif_family("DejaVu Sans");
-        }
-    }
-    let tree = resvg::usvg::Tree::from_str(svg, &opt).map_err(|e| err(e.to_string()))?;
-    let size = tree.size().to_int_size();
-    let mut pixmap =
-        resvg::tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| err("empty image".into()))?;
-    pixmap.fill(resvg::tiny_skia::Color::WHITE);
-    resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| err(e.to_string()))
 }
 
 fn opt_f(v: Option<f64>, digits: usize) -> String {
@@ -573,8 +448,8 @@ fn opt_f(v: Option<f64>, digits: usize) -> String {
 fn table_cells(r: &Row) -> Vec<String> {
     vec![
         r.n_seqs.to_string(),
-        r.n.to_string(),
-        r.classes.to_string(),
+        r.seq_len.to_string(),
+        r.num_classes.to_string(),
         r.task.clone(),
         r.variant.clone(),
         r.seeds.to_string(),
@@ -651,8 +526,8 @@ pub fn markdown(rep: &Report) -> String {
     }
     s.push_str(
         "\nConstruction columns are averages over seeds. The lower bound is an order (constants unknown). \
-         \"trained minimum\" is the smallest model a capacity search drove to 100% training accuracy on a dataset \
-         of the same shape (memcap-train's own generator, same N, n, vocab, C, seed).\n",
+         \"trained minimum\" is the smallest model a capacity search drove to 100% training accuracy on the same \
+         dataset as the construction (one generator: same N, n, vocab, C, task and seed give the same data).\n",
     );
     s
 }

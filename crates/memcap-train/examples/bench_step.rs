@@ -10,14 +10,7 @@ use memcap_train::*;
 
 fn main() -> Result<()> {
     let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let data = random_dataset(&RandomSpec {
-        n_examples: 64,
-        seq_len: 8,
-        vocab: 16,
-        num_classes: 16,
-        task: Task::NextToken,
-        seed: 0,
-    })?;
+    let data = data::generate(&data::GenConfig::random_ids(64, 8, 16, 16, 0))?;
     let model = ModelConfig::Transformer(TransformerConfig::for_data(&data, 16, 2, 48, 1));
     let cfg = |max_steps| TrainConfig {
         lr: 1e-3,

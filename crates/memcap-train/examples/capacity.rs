@@ -12,19 +12,12 @@ fn main() -> Result<()> {
     let a: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let family = a.get(1).map_or("transformer", String::as_str);
-    let (n_examples, seq_len, vocab, classes, steps) = (arg(2, 3000), arg(3, 8), arg(4, 64), arg(5, 16), arg(6, 3000));
-    let data = random_dataset(&RandomSpec {
-        n_examples,
-        seq_len,
-        vocab,
-        num_classes: classes,
-        task: Task::NextToken,
-        seed: 0,
-    })?;
+    let (n_seqs, seq_len, vocab, classes, steps) = (arg(2, 3000), arg(3, 8), arg(4, 64), arg(5, 16), arg(6, 3000));
+    let data = data::generate(&data::GenConfig::random_ids(n_seqs, seq_len, vocab, classes as u32, 0))?;
     let (fam, widths) = match family {
         "mlp" => (Family::Mlp, vec![2, 4, 6, 8, 10, 12, 16, 20, 24, 32]),
         _ => (
-            Family::Transformer { heads: 1, ff_mult: 2.0, pos_encoding: false, layer_norm: false },
+            Family::Transformer { heads: 1, ff_mult: 2.0, positional: data::Positional::None, layer_norm: false },
             vec![8, 12, 16, 20, 24, 28, 32, 40, 48],
         ),
     };

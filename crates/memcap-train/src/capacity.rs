@@ -23,7 +23,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MlpConfig, ModelConfig, TrainConfig, TransformerConfig};
-use crate::data::TrainData;
+use crate::data::{Dataset, Positional};
 use crate::error::{cfg_err, Result};
 use crate::train::{train_many, DataSummary, Job};
 
@@ -43,8 +43,9 @@ pub enum Family {
         heads: usize,
         /// FFN width as a multiple of `d_model`.
         ff_mult: f64,
-        /// Learned positional encoding.
-        pos_encoding: bool,
+        /// Positional encoding (none: the paper's setting).
+        #[serde(default)]
+        positional: Positional,
         /// Pre-norm LayerNorm.
         layer_norm: bool,
     },
@@ -54,12 +55,12 @@ pub enum Family {
 
 impl Family {
     /// The concrete config of this family for `data` at (`blocks`, `width`).
-    pub fn config(&self, data: &TrainData, blocks: usize, width: usize) -> ModelConfig {
+    pub fn config(&self, data: &Dataset, blocks: usize, width: usize) -> ModelConfig {
         match *self {
-            Family::Transformer { heads, ff_mult, pos_encoding, layer_norm } => {
+            Family::Transformer { heads, ff_mult, positional, layer_norm } => {
                 let d_ff = ((ff_mult * width as f64).round() as usize).max(1);
                 ModelConfig::Transformer(TransformerConfig {
-                    pos_encoding,
+                    positional,
                     layer_norm,
                     ..TransformerConfig::for_data(data, width, heads, d_ff, blocks)
                 })
@@ -144,6 +145,24 @@ pub struct CapacityReport {
     pub anchors: Vec<(String, f64)>,
 }
 
+impl Default for CapacitySpec {
+    /// The defaults of `memcap capacity`: one-block Transformers without
+    /// positions, widths 8..48, learning rates 0.01 and 0.003, seed 0,
+    /// 3000 full-batch steps, bisection, two parallel trainings.
+    fn default() -> Self {
+        CapacitySpec {
+            family: Family::Transformer { heads: 1, ff_mult: 2.0, positional: Positional::None, layer_norm: false },
+            blocks: vec![1],
+            widths: vec![8, 12, 16, 20, 24, 28, 32, 40, 48],
+            lrs: vec![1e-2, 3e-3],
+            seeds: vec![0],
+            train: TrainConfig { max_steps: 3000, eval_every: 100, ..TrainConfig::default() },
+            strategy: Strategy::Bisect,
+            threads: 2,
+        }
+    }
+}
+
 impl CapacitySpec {
     /// Reject empty grids and invalid schedules.
     pub fn validate(&self) -> Result<()> {
@@ -163,7 +182,7 @@ impl CapacitySpec {
     }
 
     /// Candidate configs sorted by parameter count, one per count.
-    pub fn candidates(&self, data: &TrainData) -> Result<Vec<ModelConfig>> {
+    pub fn candidates(&self, data: &Dataset) -> Result<Vec<ModelConfig>> {
         let mut all = Vec::new();
         for &b in &self.blocks {
             for &w in &self.widths {
@@ -180,7 +199,7 @@ impl CapacitySpec {
 
 /// Test one size: tries `lrs × seeds`, `threads` at a time, stopping after
 /// the first batch of tries that contains a memorizing run.
-pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &TrainData) -> Result<SizeOutcome> {
+pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Result<SizeOutcome> {
     let start = Instant::now();
     let mut tries = Vec::new();
     for &seed in &spec.seeds {
@@ -218,7 +237,7 @@ pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &TrainData) -> 
 /// size as soon as it is done (for progress output).
 pub fn capacity_search(
     spec: &CapacitySpec,
-    data: &TrainData,
+    data: &Dataset,
     on_size: &mut dyn FnMut(&SizeOutcome),
 ) -> Result<CapacityReport> {
     spec.validate()?;

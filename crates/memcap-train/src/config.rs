@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Task, TrainData};
+use crate::data::{token_ids, Dataset, Positional, Task};
 use crate::error::{cfg_err, Result};
 
 /// A Transformer encoder as in the paper: token embedding, `blocks` ×
@@ -33,9 +33,10 @@ pub struct TransformerConfig {
     pub d_ff: usize,
     /// Number of blocks.
     pub blocks: usize,
-    /// Learned absolute positional embedding (the paper uses none).
+    /// Positional encoding: none (the paper's permutation-equivariant
+    /// setting) or a learned absolute position embedding (`n × d`).
     #[serde(default)]
-    pub pos_encoding: bool,
+    pub positional: Positional,
     /// Pre-norm LayerNorm before attention/FFN and before the readout.
     #[serde(default)]
     pub layer_norm: bool,
@@ -72,17 +73,17 @@ pub enum ModelConfig {
 
 impl TransformerConfig {
     /// A config sized for `data` with the given widths; heads share `d_model`.
-    pub fn for_data(data: &TrainData, d_model: usize, heads: usize, d_ff: usize, blocks: usize) -> Self {
+    pub fn for_data(data: &Dataset, d_model: usize, heads: usize, d_ff: usize, blocks: usize) -> Self {
         TransformerConfig {
-            vocab: data.vocab,
+            vocab: data.input_dim(),
             seq_len: data.seq_len(),
-            num_classes: data.num_classes,
+            num_classes: data.num_classes as usize,
             d_model,
             heads,
             head_dim: d_model.checked_div(heads).map_or(0, |h| h.max(1)),
             d_ff,
             blocks,
-            pos_encoding: false,
+            positional: Positional::None,
             layer_norm: false,
             task: data.task(),
         }
@@ -99,7 +100,7 @@ impl TransformerConfig {
         let attn = 4 * d * hd;
         let ffn = 2 * d * self.d_ff + self.d_ff + d;
         v * d
-            + usize::from(self.pos_encoding) * n * d
+            + usize::from(self.positional == Positional::Learned) * n * d
             + self.blocks * (attn + ffn + ln * 4 * d)
             + ln * 2 * d
             + c * d
@@ -132,11 +133,11 @@ impl TransformerConfig {
 
 impl MlpConfig {
     /// A config sized for `data`.
-    pub fn for_data(data: &TrainData, width: usize, depth: usize) -> Self {
+    pub fn for_data(data: &Dataset, width: usize, depth: usize) -> Self {
         MlpConfig {
-            vocab: data.vocab,
+            vocab: data.input_dim(),
             seq_len: data.seq_len(),
-            num_classes: data.num_classes,
+            num_classes: data.num_classes as usize,
             width,
             depth,
             task: data.task(),
@@ -147,7 +148,7 @@ impl MlpConfig {
     pub fn out_dim(&self) -> usize {
         match self.task {
             Task::NextToken => self.num_classes,
-            Task::Seq2Seq => self.seq_len * self.num_classes,
+            Task::Seq2seq => self.seq_len * self.num_classes,
         }
     }
 
@@ -214,17 +215,17 @@ impl ModelConfig {
 
     /// Validate the config and check that it fits `data` (vocab, length,
     /// classes and readout).
-    pub fn validate_for(&self, data: &TrainData) -> Result<()> {
+    pub fn validate_for(&self, data: &Dataset) -> Result<()> {
         self.validate()?;
-        data.validate()?;
+        let (vocab, _) = token_ids(data)?;
         let (v, n, c, task) = self.dims();
-        if v != data.vocab {
-            return cfg_err(format!("model vocab {v} != data vocab {}", data.vocab));
+        if v != vocab {
+            return cfg_err(format!("model vocab {v} != data vocab {vocab}"));
         }
         if n != data.seq_len() {
             return cfg_err(format!("model seq_len {n} != data seq_len {}", data.seq_len()));
         }
-        if c != data.num_classes {
+        if c != data.num_classes as usize {
             return cfg_err(format!("model num_classes {c} != data num_classes {}", data.num_classes));
         }
         if task != data.task() {

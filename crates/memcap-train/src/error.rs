@@ -15,6 +15,12 @@ pub enum TrainError {
     /// The dataset is malformed or does not match the model config.
     #[error("invalid data: {0}")]
     InvalidData(String),
+    /// The dataset is malformed (memcap-core's validation).
+    #[error(transparent)]
+    Data(#[from] memcap_core::DataError),
+    /// Training takes token ids; a dataset of vector tokens was given.
+    #[error("training needs token ids: this dataset has vector tokens, and the trained models embed ids with a lookup table (construct and verify accept vectors)")]
+    VectorInputs,
     /// A numeric failure inside candle (shape mismatch, etc.).
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
@@ -24,12 +30,9 @@ pub enum TrainError {
     /// JSON (de)serialization failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
-    /// Writing a run folder or a plot failed.
+    /// Writing a run folder failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// Drawing a plot failed.
-    #[error("plot: {0}")]
-    Plot(String),
 }
 
 /// Result alias used throughout the crate.
@@ -39,6 +42,3 @@ pub(crate) fn cfg_err<T>(msg: impl Into<String>) -> Result<T> {
     Err(TrainError::InvalidConfig(msg.into()))
 }
 
-pub(crate) fn data_err<T>(msg: impl Into<String>) -> Result<T> {
-    Err(TrainError::InvalidData(msg.into()))
-}

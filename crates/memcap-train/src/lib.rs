@@ -8,19 +8,40 @@
 //! evaluation pass) and searches for the smallest model that memorizes.
 //!
 //! Modules:
-//! * [`data`]: plain datasets ([`TrainData`]), a seeded random generator and
-//!   text windows with a consistency report.
+//! * [`data`]: the training data is memcap-core's [`Dataset`] (re-exported
+//!   with its generator, text windows and consistency check), so a trained
+//!   minimum and a construction are measured on the same dataset.
 //! * [`config`]: model/training configs, `validate()`, closed-form
 //!   parameter counts.
 //! * [`model`]: the candle computations (differentiable softmax/LayerNorm).
-//! * [`train`]: AdamW loop, evaluation, metrics, safetensors export,
+//! * [`train`]: AdamW loop, evaluation, metrics, safetensors bytes,
 //!   parallel independent runs.
 //! * [`capacity`]: smallest memorizing model, bits per parameter.
-//! * [`repro`]: the three reproductions (data + CSV + JSON + SVG).
-//! * [`run`]: the only filesystem code: writing run folders atomically.
+//! * [`repro`]: the paper's experiments as functions returning data; the
+//!   `memcap-report` crate draws them.
 //!
-//! The library takes plain data and returns data; it does not depend on
-//! `memcap-core`.
+//! The crate does no file IO: results are values (and byte buffers); the
+//! `memcap` CLI writes them.
+//!
+//! ```
+//! use memcap_train::{capacity, data, train, ModelConfig, TrainConfig, TransformerConfig};
+//! // 24 random next-token sequences (n = 4, V = 8, C = 4), memcap-core's generator.
+//! let ds = data::generate(&data::GenConfig::random_ids(24, 4, 8, 4, 0)).unwrap();
+//! // Train one Transformer and check memorization with the exact-argmax pass.
+//! let model = ModelConfig::Transformer(TransformerConfig::for_data(&ds, 16, 1, 32, 1));
+//! let cfg = TrainConfig { lr: 1e-2, max_steps: 400, eval_every: 20, ..TrainConfig::default() };
+//! let run = train(&model, &cfg, &ds, &mut |_| {}).unwrap();
+//! assert!(run.summary.final_acc > 0.5);
+//! // Search the smallest width that memorizes (widths 2..16, one seed).
+//! let spec = capacity::CapacitySpec {
+//!     widths: vec![2, 4, 8, 16],
+//!     lrs: vec![1e-2],
+//!     train: TrainConfig { max_steps: 400, eval_every: 20, ..TrainConfig::default() },
+//!     ..capacity::CapacitySpec::default()
+//! };
+//! let report = capacity::capacity_search(&spec, &ds, &mut |_| {}).unwrap();
+//! println!("min params {:?}, bits/param {:?}", report.min_params, report.bits_per_param);
+//! ```
 //!
 //! ## Threading
 //! Independent trainings run in parallel on a dedicated rayon pool, one
@@ -38,16 +59,11 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod model;
-pub mod plot;
 pub mod repro;
-pub mod run;
 pub mod train;
 
 pub use config::{MlpConfig, ModelConfig, TrainConfig, TransformerConfig};
-pub use data::{
-    consistency_report, random_dataset, text_windows, ConsistencyReport, Labels, RandomSpec, Task, TextData, TextSpec,
-    Tokenization, TrainData,
-};
+pub use data::Dataset;
 pub use error::{Result, TrainError};
 pub use train::{evaluate, gradient_norms, train, train_many, Job, Metric, Progress, RunResult, RunSummary};
 

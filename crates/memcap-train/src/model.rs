@@ -15,7 +15,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{MlpConfig, ModelConfig, TransformerConfig};
-use crate::data::Task;
+use crate::data::{Positional, Task};
 use crate::error::Result;
 
 /// Weights as `(PyTorch name, PyTorch shape, row-major f32 values)`.
@@ -195,7 +195,7 @@ impl Model {
 fn build_transformer(c: &TransformerConfig, init: &mut Init<'_>) -> Result<TransformerParams> {
     let (d, hd) = (c.d_model, c.heads * c.head_dim);
     let embed = init.normal("embed.weight".into(), &[c.vocab, d], 1.0)?;
-    let pos = if c.pos_encoding { Some(init.normal("pos_embed.weight".into(), &[c.seq_len, d], 1.0)?) } else { None };
+    let pos = if c.positional == Positional::Learned { Some(init.normal("pos_embed.weight".into(), &[c.seq_len, d], 1.0)?) } else { None };
     let mut blocks = Vec::with_capacity(c.blocks);
     for i in 0..c.blocks {
         let p = format!("blocks.{i}");
@@ -353,7 +353,7 @@ fn mlp_forward(m: &MlpParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Re
     // x: [b, C] or [b, n·C] -> [b·n, C]
     match c.task {
         Task::NextToken => Ok(x),
-        Task::Seq2Seq => Ok(x.reshape((b * n, c.num_classes))?),
+        Task::Seq2seq => Ok(x.reshape((b * n, c.num_classes))?),
     }
 }
 

@@ -14,21 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::capacity::{capacity_search, CapacityReport, CapacitySpec, Family, Strategy};
 use crate::config::{ModelConfig, TrainConfig};
-use crate::data::{random_dataset, RandomSpec, Task, TrainData};
+use crate::data::{generate, Dataset, GenConfig, Positional, Task};
 use crate::error::{cfg_err, Result};
-use crate::plot::{svg, Panel, Series};
 use crate::train::{train_many, Job, Metric, RunSummary};
-
-/// The three renderings of a reproduction.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    /// Full result as pretty JSON.
-    pub json: String,
-    /// Flat table.
-    pub csv: String,
-    /// Figure.
-    pub svg: String,
-}
 
 // ---------------------------------------------------------------- fig 2 --
 
@@ -36,7 +24,7 @@ pub struct Rendered {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fig2Spec {
     /// Random dataset (next-token).
-    pub data: RandomSpec,
+    pub data: GenConfig,
     /// Block counts, one training each.
     pub blocks: Vec<usize>,
     /// Transformer width, heads, FFN width.
@@ -54,14 +42,7 @@ pub struct Fig2Spec {
 impl Default for Fig2Spec {
     fn default() -> Self {
         Fig2Spec {
-            data: RandomSpec {
-                n_examples: 3000,
-                seq_len: 8,
-                vocab: 64,
-                num_classes: 16,
-                task: Task::NextToken,
-                seed: 0,
-            },
+            data: GenConfig::random_ids(3000, 8, 64, 16, 0),
             blocks: vec![1, 10, 20, 30, 40],
             d_model: 16,
             heads: 2,
@@ -110,7 +91,7 @@ pub fn fig2(spec: &Fig2Spec) -> Result<Fig2Result> {
     if spec.data.task != Task::NextToken {
         return cfg_err("fig2: the figure is for next-token data");
     }
-    let data = random_dataset(&spec.data)?;
+    let data = generate(&spec.data)?;
     let train = TrainConfig { stop_when_memorized: false, ..spec.train.clone() };
     let jobs: Vec<Job> = spec
         .blocks
@@ -138,55 +119,6 @@ pub fn fig2(spec: &Fig2Spec) -> Result<Fig2Result> {
     Ok(Fig2Result { spec: spec.clone(), curves })
 }
 
-impl Fig2Result {
-    /// JSON, CSV (`blocks,params,step,loss,acc`) and a two-panel SVG.
-    pub fn render(&self) -> Result<Rendered> {
-        let mut csv = String::from("blocks,params,step,loss,acc,elapsed_s\n");
-        for c in &self.curves {
-            for m in &c.metrics {
-                csv.push_str(&format!(
-                    "{},{},{},{},{},{:.3}\n",
-                    c.blocks, c.summary.num_params, m.step, m.loss, m.acc, m.elapsed_s
-                ));
-            }
-        }
-        let d = &self.spec.data;
-        let name = |c: &Fig2Curve| format!("{} blocks ({} params)", c.blocks, c.summary.num_params);
-        let setting =
-            format!("N={} n={} V={} C={} d={}", d.n_examples, d.seq_len, d.vocab, d.num_classes, self.spec.d_model);
-        let panels = [
-            Panel {
-                title: format!("training loss, {setting}"),
-                x_label: "step".into(),
-                y_label: "cross-entropy".into(),
-                log_y: true,
-                series: self
-                    .curves
-                    .iter()
-                    .map(|c| Series {
-                        name: name(c),
-                        points: c.metrics.iter().map(|m| (m.step as f64, m.loss)).collect(),
-                    })
-                    .collect(),
-            },
-            Panel {
-                title: "training accuracy (exact argmax)".into(),
-                x_label: "step".into(),
-                y_label: "accuracy".into(),
-                log_y: false,
-                series: self
-                    .curves
-                    .iter()
-                    .map(|c| Series {
-                        name: name(c),
-                        points: c.metrics.iter().map(|m| (m.step as f64, m.acc)).collect(),
-                    })
-                    .collect(),
-            },
-        ];
-        Ok(Rendered { json: serde_json::to_string_pretty(self)?, csv, svg: svg(&panels, 640, 440)? })
-    }
-}
 
 // ------------------------------------------------------- size vs N -------
 
@@ -194,13 +126,14 @@ impl Fig2Result {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SizeVsNSpec {
     /// Dataset sizes N.
-    pub n_examples: Vec<usize>,
+    #[serde(rename = "N")]
+    pub n_seqs: Vec<usize>,
     /// Sequence length n.
     pub seq_len: usize,
     /// Vocabulary.
     pub vocab: usize,
     /// Classes.
-    pub num_classes: usize,
+    pub num_classes: u32,
     /// Data seed.
     pub data_seed: u64,
     /// Transformer search (family, grid, tries, schedule).
@@ -213,13 +146,13 @@ impl Default for SizeVsNSpec {
     fn default() -> Self {
         let train = TrainConfig { lr: 1e-2, max_steps: 1500, eval_every: 50, ..TrainConfig::default() };
         SizeVsNSpec {
-            n_examples: (600..=1700).step_by(100).collect(),
+            n_seqs: (600..=1700).step_by(100).collect(),
             seq_len: 8,
             vocab: 64,
             num_classes: 16,
             data_seed: 0,
             transformer: CapacitySpec {
-                family: Family::Transformer { heads: 1, ff_mult: 2.0, pos_encoding: false, layer_norm: false },
+                family: Family::Transformer { heads: 1, ff_mult: 2.0, positional: Positional::None, layer_norm: false },
                 blocks: vec![1],
                 widths: vec![4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24],
                 lrs: vec![1e-2, 3e-2],
@@ -246,7 +179,8 @@ impl Default for SizeVsNSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SizeVsNRow {
     /// N.
-    pub n_examples: usize,
+    #[serde(rename = "N")]
+    pub n_seqs: usize,
     /// `"transformer"` or `"mlp"`.
     pub family: String,
     /// The search result.
@@ -266,18 +200,11 @@ pub struct SizeVsNResult {
 /// `on_row` is called as each search finishes (progress).
 pub fn size_vs_examples(spec: &SizeVsNSpec, on_row: &mut dyn FnMut(&SizeVsNRow)) -> Result<SizeVsNResult> {
     let mut rows = Vec::new();
-    for &n_examples in &spec.n_examples {
-        let data = random_dataset(&RandomSpec {
-            n_examples,
-            seq_len: spec.seq_len,
-            vocab: spec.vocab,
-            num_classes: spec.num_classes,
-            task: Task::NextToken,
-            seed: spec.data_seed,
-        })?;
+    for &n_seqs in &spec.n_seqs {
+        let data = generate(&GenConfig::random_ids(n_seqs, spec.seq_len, spec.vocab, spec.num_classes, spec.data_seed))?;
         for (family, cs) in [("transformer", &spec.transformer), ("mlp", &spec.mlp)] {
             let report = capacity_search(cs, &data, &mut |_| {})?;
-            let row = SizeVsNRow { n_examples, family: family.into(), report };
+            let row = SizeVsNRow { n_seqs, family: family.into(), report };
             on_row(&row);
             rows.push(row);
         }
@@ -285,55 +212,6 @@ pub fn size_vs_examples(spec: &SizeVsNSpec, on_row: &mut dyn FnMut(&SizeVsNRow))
     Ok(SizeVsNResult { spec: spec.clone(), rows })
 }
 
-impl SizeVsNResult {
-    /// JSON, CSV (`N,family,min_params,bits_per_param,runs,...`) and SVG.
-    pub fn render(&self) -> Result<Rendered> {
-        let mut csv = String::from("N,family,min_params,bits_per_param,runs_used,sizes_tested,elapsed_s\n");
-        for r in &self.rows {
-            let rep = &r.report;
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{:.1}\n",
-                r.n_examples,
-                r.family,
-                rep.min_params.map_or(String::new(), |p| p.to_string()),
-                rep.bits_per_param.map_or(String::new(), |b| format!("{b:.4}")),
-                rep.runs_used,
-                rep.tested.len(),
-                rep.elapsed_s
-            ));
-        }
-        let series = |f: &str, y: &dyn Fn(&CapacityReport) -> Option<f64>| Series {
-            name: f.into(),
-            points: self
-                .rows
-                .iter()
-                .filter(|r| r.family == f)
-                .filter_map(|r| y(&r.report).map(|v| (r.n_examples as f64, v)))
-                .collect(),
-        };
-        let s = &self.spec;
-        let panels = [
-            Panel {
-                title: format!("smallest memorizing model, n={} V={} C={}", s.seq_len, s.vocab, s.num_classes),
-                x_label: "N (examples)".into(),
-                y_label: "parameters".into(),
-                log_y: false,
-                series: vec![
-                    series("transformer", &|r| r.min_params.map(|p| p as f64)),
-                    series("mlp", &|r| r.min_params.map(|p| p as f64)),
-                ],
-            },
-            Panel {
-                title: "bits per parameter at the smallest size".into(),
-                x_label: "N (examples)".into(),
-                y_label: "N log2(C) / params".into(),
-                log_y: false,
-                series: vec![series("transformer", &|r| r.bits_per_param), series("mlp", &|r| r.bits_per_param)],
-            },
-        ];
-        Ok(Rendered { json: serde_json::to_string_pretty(self)?, csv, svg: svg(&panels, 640, 440)? })
-    }
-}
 
 // ------------------------------------------------ MLP vs Transformer -----
 
@@ -343,11 +221,12 @@ pub struct MlpVsTransformerSpec {
     /// Sequence lengths n.
     pub seq_lens: Vec<usize>,
     /// N.
-    pub n_examples: usize,
+    #[serde(rename = "N")]
+    pub n_seqs: usize,
     /// Vocabulary.
     pub vocab: usize,
     /// Classes.
-    pub num_classes: usize,
+    pub num_classes: u32,
     /// Data seed.
     pub data_seed: u64,
     /// Target parameter count; each family takes the largest width whose
@@ -374,12 +253,12 @@ impl Default for MlpVsTransformerSpec {
     fn default() -> Self {
         MlpVsTransformerSpec {
             seq_lens: vec![8, 32, 128],
-            n_examples: 2000,
+            n_seqs: 2000,
             vocab: 32,
             num_classes: 16,
             data_seed: 0,
             param_budget: 12_000,
-            transformer: Family::Transformer { heads: 1, ff_mult: 2.0, pos_encoding: false, layer_norm: false },
+            transformer: Family::Transformer { heads: 1, ff_mult: 2.0, positional: Positional::None, layer_norm: false },
             transformer_blocks: 1,
             mlp_depth: 1,
             lrs: vec![3e-3, 1e-2],
@@ -427,7 +306,7 @@ pub struct MlpVsTransformerResult {
 }
 
 /// Largest width in `1..=4096` whose config stays within `budget` params.
-fn width_for_budget(family: &Family, data: &TrainData, blocks: usize, budget: usize) -> Option<(usize, ModelConfig)> {
+fn width_for_budget(family: &Family, data: &Dataset, blocks: usize, budget: usize) -> Option<(usize, ModelConfig)> {
     let mut best = None;
     for w in 1..=4096usize {
         let cfg = family.config(data, blocks, w);
@@ -448,14 +327,7 @@ pub fn mlp_vs_transformer(
 ) -> Result<MlpVsTransformerResult> {
     let mut rows = Vec::new();
     for &n in &spec.seq_lens {
-        let data = random_dataset(&RandomSpec {
-            n_examples: spec.n_examples,
-            seq_len: n,
-            vocab: spec.vocab,
-            num_classes: spec.num_classes,
-            task: Task::NextToken,
-            seed: spec.data_seed,
-        })?;
+        let data = generate(&GenConfig::random_ids(spec.n_seqs, n, spec.vocab, spec.num_classes, spec.data_seed))?;
         for (name, family, blocks) in
             [("transformer", &spec.transformer, spec.transformer_blocks), ("mlp", &Family::Mlp, spec.mlp_depth)]
         {
@@ -495,40 +367,3 @@ pub fn mlp_vs_transformer(
     Ok(MlpVsTransformerResult { spec: spec.clone(), rows })
 }
 
-impl MlpVsTransformerResult {
-    /// JSON, CSV and SVG (accuracy vs n per family).
-    pub fn render(&self) -> Result<Rendered> {
-        let mut csv = String::from("n,family,width,params,best_acc,memorized,runs\n");
-        for r in &self.rows {
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                r.seq_len, r.family, r.width, r.num_params, r.best_acc, r.memorized, r.runs
-            ));
-        }
-        let series = |f: &str, y: &dyn Fn(&MlpVsTransformerRow) -> f64| Series {
-            name: f.into(),
-            points: self.rows.iter().filter(|r| r.family == f).map(|r| ((r.seq_len as f64).log2(), y(r))).collect(),
-        };
-        let s = &self.spec;
-        let panels = [
-            Panel {
-                title: format!(
-                    "train accuracy at <= {} params, N={} C={}",
-                    s.param_budget, s.n_examples, s.num_classes
-                ),
-                x_label: "log2 n".into(),
-                y_label: "best training accuracy".into(),
-                log_y: false,
-                series: vec![series("transformer", &|r| r.best_acc), series("mlp", &|r| r.best_acc)],
-            },
-            Panel {
-                title: "parameters used".into(),
-                x_label: "log2 n".into(),
-                y_label: "parameters".into(),
-                log_y: false,
-                series: vec![series("transformer", &|r| r.num_params as f64), series("mlp", &|r| r.num_params as f64)],
-            },
-        ];
-        Ok(Rendered { json: serde_json::to_string_pretty(self)?, csv, svg: svg(&panels, 640, 440)? })
-    }
-}

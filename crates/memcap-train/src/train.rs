@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TrainConfig};
-use crate::data::{Labels, Task, TrainData};
+use crate::data::{token_ids, Dataset, Labels, Task};
 use crate::error::Result;
 use crate::model::{argmax, cross_entropy, Model, NamedWeights};
 
@@ -48,7 +48,8 @@ pub struct Metric {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSummary {
     /// Number of sequences `N`.
-    pub n_examples: usize,
+    #[serde(rename = "N")]
+    pub n_seqs: usize,
     /// Sequence length `n`.
     pub seq_len: usize,
     /// Vocabulary size.
@@ -63,12 +64,12 @@ pub struct DataSummary {
 
 impl DataSummary {
     /// Summary of `data`.
-    pub fn of(data: &TrainData) -> Self {
+    pub fn of(data: &Dataset) -> Self {
         DataSummary {
-            n_examples: data.len(),
+            n_seqs: data.len(),
             seq_len: data.seq_len(),
-            vocab: data.vocab,
-            num_classes: data.num_classes,
+            vocab: data.input_dim(),
+            num_classes: data.num_classes as usize,
             task: data.task(),
             label_bits: data.label_bits(),
         }
@@ -180,13 +181,14 @@ struct DataTensors {
 }
 
 impl DataTensors {
-    fn new(data: &TrainData) -> Result<Self> {
+    fn new(data: &Dataset) -> Result<Self> {
+        let (_, seqs) = token_ids(data)?;
         let n = data.seq_len();
-        let flat: Vec<u32> = data.seqs.iter().flatten().copied().collect();
+        let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
         let tokens = Tensor::from_vec(flat, (data.len(), n), &Device::Cpu)?;
         let labels = match &data.labels {
             Labels::NextToken(l) => Tensor::from_vec(l.clone(), l.len(), &Device::Cpu)?,
-            Labels::Seq2Seq(l) => {
+            Labels::Seq2seq(l) => {
                 let flat: Vec<u32> = l.iter().flatten().copied().collect();
                 Tensor::from_vec(flat, (l.len(), n), &Device::Cpu)?
             }
@@ -249,14 +251,14 @@ impl AdamW {
 }
 
 /// Exact full-data evaluation: `(mean loss, target accuracy, sequence accuracy)`.
-pub fn evaluate(model: &Model, data: &TrainData) -> Result<(f64, f64, f64)> {
+pub fn evaluate(model: &Model, data: &Dataset) -> Result<(f64, f64, f64)> {
     model.config().validate_for(data)?;
     evaluate_tensors(model, &DataTensors::new(data)?)
 }
 
 fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<(f64, f64, f64)> {
     let total = dt.tokens.dim(0)?;
-    let per_seq = if dt.task == Task::Seq2Seq { dt.n } else { 1 };
+    let per_seq = if dt.task == Task::Seq2seq { dt.n } else { 1 };
     let chunk = 1024usize;
     let (mut loss_sum, mut correct, mut seq_correct) = (0.0f64, 0usize, 0usize);
     let mut start = 0;
@@ -286,7 +288,7 @@ fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<(f64, f64, f64)> 
 pub fn train(
     model_cfg: &ModelConfig,
     train_cfg: &TrainConfig,
-    data: &TrainData,
+    data: &Dataset,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunResult> {
     crate::ensure_single_threaded_ops();
@@ -396,7 +398,7 @@ pub struct Job {
 
 /// Train independent jobs in parallel on `threads` worker threads (one
 /// training per thread, candle ops single-threaded), results in job order.
-pub fn train_many(jobs: &[Job], data: &TrainData, threads: usize) -> Result<Vec<Result<RunResult>>> {
+pub fn train_many(jobs: &[Job], data: &Dataset, threads: usize) -> Result<Vec<Result<RunResult>>> {
     crate::ensure_single_threaded_ops();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
@@ -408,7 +410,7 @@ pub fn train_many(jobs: &[Job], data: &TrainData, threads: usize) -> Result<Vec<
 
 /// Per-parameter gradient norms after one backward pass on `data` (used to
 /// check that every parameter is reached by the gradient).
-pub fn gradient_norms(model_cfg: &ModelConfig, seed: u64, data: &TrainData) -> Result<Vec<(String, f64)>> {
+pub fn gradient_norms(model_cfg: &ModelConfig, seed: u64, data: &Dataset) -> Result<Vec<(String, f64)>> {
     crate::ensure_single_threaded_ops();
     model_cfg.validate_for(data)?;
     let model = Model::new(model_cfg, &mut ChaCha8Rng::seed_from_u64(seed))?;

@@ -18,14 +18,7 @@ fn spec(strategy: Strategy) -> CapacitySpec {
 
 #[test]
 fn ascending_search_stops_at_the_first_memorizing_size() {
-    let data = random_dataset(&RandomSpec {
-        n_examples: 24,
-        seq_len: 3,
-        vocab: 6,
-        num_classes: 4,
-        task: Task::NextToken,
-        seed: 3,
-    })
+    let data = data::generate(&data::GenConfig::random_ids(24, 3, 6, 4, 3))
     .expect("data");
     let mut seen = Vec::new();
     let r = capacity_search(&spec(Strategy::Ascending), &data, &mut |o| seen.push(o.num_params)).expect("search");
@@ -41,14 +34,7 @@ fn ascending_search_stops_at_the_first_memorizing_size() {
 
 #[test]
 fn bisect_search_returns_a_memorizing_size_from_the_grid() {
-    let data = random_dataset(&RandomSpec {
-        n_examples: 24,
-        seq_len: 3,
-        vocab: 6,
-        num_classes: 4,
-        task: Task::NextToken,
-        seed: 3,
-    })
+    let data = data::generate(&data::GenConfig::random_ids(24, 3, 6, 4, 3))
     .expect("data");
     let r = capacity_search(&spec(Strategy::Bisect), &data, &mut |_| {}).expect("search");
     let best = r.best.expect("a size memorizes");
@@ -61,14 +47,7 @@ fn bisect_search_returns_a_memorizing_size_from_the_grid() {
 
 #[test]
 fn empty_grid_is_an_error() {
-    let data = random_dataset(&RandomSpec {
-        n_examples: 4,
-        seq_len: 2,
-        vocab: 6,
-        num_classes: 2,
-        task: Task::NextToken,
-        seed: 0,
-    })
+    let data = data::generate(&data::GenConfig::random_ids(4, 2, 6, 2, 0))
     .expect("data");
     let s = CapacitySpec { widths: vec![], ..spec(Strategy::Ascending) };
     assert!(matches!(capacity_search(&s, &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));

@@ -1,6 +1,7 @@
 //! Closed-form parameter counts agree with the variables candle allocates.
 
 use memcap_train::model::Model;
+use memcap_train::data::{Inputs, Positional, Task};
 use memcap_train::*;
 use rand::SeedableRng;
 
@@ -15,7 +16,7 @@ fn param_count_matches_closed_form_transformer() {
         &[(16, 8, 16, 16, 2, 8, 48, 1), (7, 3, 5, 6, 3, 4, 10, 3), (50, 12, 2, 8, 1, 8, 8, 2)]
     {
         for (pos, ln) in [(false, false), (true, false), (false, true), (true, true)] {
-            for task in [Task::NextToken, Task::Seq2Seq] {
+            for task in [Task::NextToken, Task::Seq2seq] {
                 let t = TransformerConfig {
                     vocab,
                     seq_len: n,
@@ -25,7 +26,7 @@ fn param_count_matches_closed_form_transformer() {
                     head_dim: dh,
                     d_ff: ff,
                     blocks,
-                    pos_encoding: pos,
+                    positional: if pos { Positional::Learned } else { Positional::None },
                     layer_norm: ln,
                     task,
                 };
@@ -47,7 +48,7 @@ fn param_count_matches_closed_form_transformer() {
 #[test]
 fn param_count_matches_closed_form_mlp() {
     for &(vocab, n, c, w, depth) in &[(16, 8, 16, 10, 1), (5, 4, 3, 7, 3), (30, 2, 9, 1, 2)] {
-        for task in [Task::NextToken, Task::Seq2Seq] {
+        for task in [Task::NextToken, Task::Seq2seq] {
             let cfg = ModelConfig::Mlp(MlpConfig { vocab, seq_len: n, num_classes: c, width: w, depth, task });
             let out = if task == Task::NextToken { c } else { n * c };
             let expected = n * vocab * w + w + (depth - 1) * (w * w + w) + w * out + out;
@@ -59,14 +60,7 @@ fn param_count_matches_closed_form_mlp() {
 
 #[test]
 fn exported_weights_use_pytorch_names_and_layouts() {
-    let data = random_dataset(&RandomSpec {
-        n_examples: 4,
-        seq_len: 3,
-        vocab: 5,
-        num_classes: 4,
-        task: Task::NextToken,
-        seed: 0,
-    })
+    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0))
     .expect("data");
     let cfg = ModelConfig::Mlp(MlpConfig::for_data(&data, 6, 2));
     let run = train(&cfg, &TrainConfig { max_steps: 1, eval_every: 1, ..TrainConfig::default() }, &data, &mut |_| {})
@@ -90,14 +84,7 @@ fn exported_weights_use_pytorch_names_and_layouts() {
 
 #[test]
 fn invalid_configs_are_errors_not_panics() {
-    let data = random_dataset(&RandomSpec {
-        n_examples: 4,
-        seq_len: 3,
-        vocab: 5,
-        num_classes: 4,
-        task: Task::NextToken,
-        seed: 0,
-    })
+    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0))
     .expect("data");
     let bad =
         ModelConfig::Transformer(TransformerConfig { heads: 0, ..TransformerConfig::for_data(&data, 4, 1, 8, 1) });
@@ -113,9 +100,16 @@ fn invalid_configs_are_errors_not_panics() {
         Err(TrainError::InvalidConfig(_))
     ));
     let mut broken = data.clone();
-    broken.seqs[1].push(0);
-    assert!(matches!(train(&ok, &TrainConfig::default(), &broken, &mut |_| {}), Err(TrainError::InvalidData(_))));
-    let impossible =
-        RandomSpec { n_examples: 100, seq_len: 2, vocab: 2, num_classes: 2, task: Task::NextToken, seed: 0 };
-    assert!(matches!(random_dataset(&impossible), Err(TrainError::InvalidConfig(_))));
+    if let Inputs::Ids { seqs, .. } = &mut broken.inputs {
+        seqs[1].push(0);
+    }
+    assert!(matches!(train(&ok, &TrainConfig::default(), &broken, &mut |_| {}), Err(TrainError::Data(_))));
+    let vectors = data::generate(&data::GenConfig {
+        kind: memcap_core::gen::GenKind::Vectors { d: 2 },
+        ..data::GenConfig::random_ids(4, 3, 5, 4, 0)
+    })
+    .expect("vector data");
+    assert!(matches!(train(&ok, &TrainConfig::default(), &vectors, &mut |_| {}), Err(TrainError::VectorInputs)));
+    let impossible = data::GenConfig::random_ids(100, 2, 2, 2, 0);
+    assert!(matches!(data::generate(&impossible), Err(memcap_core::DataError::Param(_))));
 }

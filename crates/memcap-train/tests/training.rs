@@ -1,12 +1,13 @@
 //! Behaviour of training: memorization, gradients, determinism.
 
+use memcap_train::data::{generate, GenConfig, Positional, Task};
 use memcap_train::*;
 
-fn random(n_examples: usize, seq_len: usize, vocab: usize, classes: usize, task: Task, seed: u64) -> TrainData {
-    random_dataset(&RandomSpec { n_examples, seq_len, vocab, num_classes: classes, task, seed }).expect("valid spec")
+fn random(n_seqs: usize, seq_len: usize, vocab: usize, classes: u32, task: Task, seed: u64) -> Dataset {
+    generate(&GenConfig { task, ..GenConfig::random_ids(n_seqs, seq_len, vocab, classes, seed) }).expect("valid spec")
 }
 
-fn tf(data: &TrainData, d: usize, heads: usize, ff: usize, blocks: usize) -> TransformerConfig {
+fn tf(data: &Dataset, d: usize, heads: usize, ff: usize, blocks: usize) -> TransformerConfig {
     TransformerConfig::for_data(data, d, heads, ff, blocks)
 }
 
@@ -27,7 +28,7 @@ fn two_block_transformer_memorizes_32_random_sequences() {
 fn same_seed_same_metrics() {
     let data = random(48, 6, 12, 5, Task::NextToken, 9);
     let model =
-        ModelConfig::Transformer(TransformerConfig { layer_norm: true, pos_encoding: true, ..tf(&data, 8, 2, 16, 2) });
+        ModelConfig::Transformer(TransformerConfig { layer_norm: true, positional: Positional::Learned, ..tf(&data, 8, 2, 16, 2) });
     let cfg = TrainConfig {
         lr: 5e-3,
         max_steps: 40,
@@ -52,9 +53,9 @@ fn every_parameter_receives_a_gradient() {
     // LayerNorm and positional encoding on, seq2seq and next-token, MLP:
     // every variable must get a non-zero gradient (candle's fused softmax /
     // layer_norm have no backward, so a regression would show up here).
-    for task in [Task::NextToken, Task::Seq2Seq] {
+    for task in [Task::NextToken, Task::Seq2seq] {
         let data = random(8, 5, 7, 4, task, 2);
-        let t = TransformerConfig { pos_encoding: true, layer_norm: true, ..tf(&data, 8, 2, 12, 2) };
+        let t = TransformerConfig { positional: Positional::Learned, layer_norm: true, ..tf(&data, 8, 2, 12, 2) };
         let cfgs = [ModelConfig::Transformer(t), ModelConfig::Mlp(MlpConfig::for_data(&data, 6, 3))];
         for cfg in &cfgs {
             let norms = gradient_norms(cfg, 0, &data).expect("backward");
@@ -85,8 +86,8 @@ fn mlp_memorizes_small_random_data_and_eval_agrees() {
 
 #[test]
 fn seq2seq_transformer_with_positions_memorizes() {
-    let data = random(16, 4, 8, 3, Task::Seq2Seq, 4);
-    let model = ModelConfig::Transformer(TransformerConfig { pos_encoding: true, ..tf(&data, 16, 2, 32, 2) });
+    let data = random(16, 4, 8, 3, Task::Seq2seq, 4);
+    let model = ModelConfig::Transformer(TransformerConfig { positional: Positional::Learned, ..tf(&data, 16, 2, 32, 2) });
     let cfg = TrainConfig { lr: 1e-2, max_steps: 800, eval_every: 20, seed: 0, ..TrainConfig::default() };
     let run = train(&model, &cfg, &data, &mut |_| {}).expect("training runs");
     assert!(run.summary.memorized, "acc {} seq_acc {}", run.summary.final_acc, run.summary.final_seq_acc);

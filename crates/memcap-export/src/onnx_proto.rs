@@ -9,6 +9,7 @@
 //! decoding a foreign file.
 
 #![allow(dead_code)] // the full enum of data types documents the wire values
+#![allow(missing_docs)] // one-to-one mirror of onnx/onnx.proto: each field means what its namesake there says
 
 /// `TensorProto.DataType` values used here.
 pub mod data_type {

@@ -14,7 +14,7 @@
 //! ```json
 //! {"kind": "construct",
 //!  "grid":  {"N": [100, 1000, 10000], "n": [8, 64], "seed": [0, 1]},
-//!  "fixed": {"vocab": 1000, "classes": 16}}
+//!  "fixed": {"vocab": 1000, "num_classes": 16}}
 //! ```
 //!
 //! or `{"sweeps": [ {…}, {…} ]}` for several such blocks (e.g. an N sweep at
@@ -23,6 +23,7 @@
 //! (first occurrence). The same config always gives the same tasks, ids and
 //! order.
 
+use memcap_core::{Positional, Task as Head};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -32,7 +33,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{at}: {reason}")]
 pub struct PlanError {
+    /// Where: `config`, `sweeps[i].grid.KEY`, `task.KEY`, `line`, `id`.
     pub at: String,
+    /// What is wrong.
     pub reason: String,
 }
 
@@ -40,31 +43,54 @@ fn perr(at: impl Into<String>, reason: impl Into<String>) -> PlanError {
     PlanError { at: at.into(), reason: reason.into() }
 }
 
-/// Output head of the task: one label per sequence or one per position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TaskHead {
-    NextToken,
-    Seq2seq,
-}
-
-/// The data every task draws: a seeded random dataset.
+/// The data every task draws: a seeded random dataset from memcap-core's
+/// generator ([`DataSpec::dataset`]). Construct, train and capacity tasks
+/// with equal data fields draw the same dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSpec {
-    /// Number of sequences.
+    /// Number of sequences N.
     #[serde(rename = "N")]
     pub n_seqs: usize,
-    /// Sequence length.
-    pub n: usize,
+    /// Sequence length n.
+    #[serde(rename = "n")]
+    pub seq_len: usize,
+    /// Vocabulary size V (default 1000).
     #[serde(default = "d_vocab")]
     pub vocab: usize,
-    #[serde(default = "d_classes")]
-    pub classes: u32,
+    /// Number of classes C (default 16; `classes` is accepted as an alias).
+    #[serde(default = "d_classes", alias = "classes")]
+    pub num_classes: u32,
+    /// `next-token` (default) or `seq2seq`.
     #[serde(default = "d_task")]
-    pub task: TaskHead,
+    pub task: Head,
     /// Seed of the data (and, for construct, of the construction).
     #[serde(default)]
     pub seed: u64,
+}
+
+impl DataSpec {
+    /// The dataset this spec names: memcap-core's seeded generator with token
+    /// kind `kind`, drawn distinct for `positional` (so every example is
+    /// memorizable by that model kind).
+    ///
+    /// # Errors
+    /// [`memcap_core::DataError`] when the sizes admit too few distinct contexts.
+    pub fn dataset(
+        &self,
+        kind: memcap_core::gen::GenKind,
+        positional: Positional,
+    ) -> Result<memcap_core::Dataset, memcap_core::DataError> {
+        memcap_core::gen::generate(&memcap_core::gen::GenConfig {
+            n_seqs: self.n_seqs,
+            seq_len: self.seq_len,
+            vocab: self.vocab,
+            num_classes: self.num_classes,
+            task: self.task,
+            kind,
+            positional,
+            seed: self.seed,
+        })
+    }
 }
 
 fn d_vocab() -> usize {
@@ -73,8 +99,8 @@ fn d_vocab() -> usize {
 fn d_classes() -> u32 {
     16
 }
-fn d_task() -> TaskHead {
-    TaskHead::NextToken
+fn d_task() -> Head {
+    Head::NextToken
 }
 fn d_dim() -> usize {
     8
@@ -118,9 +144,6 @@ fn d_cap_eval() -> usize {
 fn d_input() -> String {
     "ids".into()
 }
-fn d_none() -> String {
-    "none".into()
-}
 fn d_auto() -> String {
     "auto".into()
 }
@@ -135,6 +158,7 @@ fn d_bisect() -> String {
 /// the construction seeded by `seed` as well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConstructTask {
+    /// The data (N, n, vocab, num_classes, task, seed).
     #[serde(flatten)]
     pub data: DataSpec,
     /// `ids` or `vectors`.
@@ -143,12 +167,13 @@ pub struct ConstructTask {
     /// Dimension of vector tokens (ignored for ids).
     #[serde(default = "d_dim")]
     pub dim: usize,
-    /// `none` or `learned`.
-    #[serde(default = "d_none")]
-    pub positional: String,
+    /// `none` (default) or `learned`.
+    #[serde(default)]
+    pub positional: Positional,
     /// `auto`, `m1` or `m2`.
     #[serde(default = "d_auto")]
     pub map: String,
+    /// Token-code width of the M1 map (default: derived from N).
     #[serde(default)]
     pub code_bits: Option<u32>,
     /// Also run the exact verifier on every example.
@@ -159,13 +184,16 @@ pub struct ConstructTask {
 /// One training run of memcap-train on its random dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainTask {
+    /// The data (N, n, vocab, num_classes, task, seed).
     #[serde(flatten)]
     pub data: DataSpec,
     /// `transformer` or `mlp`.
     #[serde(default = "d_transformer")]
     pub model: String,
+    /// Transformer width d (default 16).
     #[serde(default = "d_16")]
     pub d_model: usize,
+    /// Attention heads (default 1).
     #[serde(default = "d_1")]
     pub heads: usize,
     /// FFN width (default 2·d_model).
@@ -180,18 +208,25 @@ pub struct TrainTask {
     /// MLP hidden layers.
     #[serde(default = "d_1")]
     pub depth: usize,
+    /// `none` (default, the paper's setting) or `learned`.
     #[serde(default)]
-    pub pos_encoding: bool,
+    pub positional: Positional,
+    /// Pre-norm LayerNorm.
     #[serde(default)]
     pub layer_norm: bool,
+    /// AdamW learning rate.
     #[serde(default = "d_lr")]
     pub lr: f64,
+    /// AdamW decoupled weight decay.
     #[serde(default)]
     pub weight_decay: f64,
+    /// Minibatch size (default: full batch).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Step budget.
     #[serde(default = "d_steps")]
     pub steps: usize,
+    /// Exact-argmax evaluation every this many steps.
     #[serde(default = "d_eval")]
     pub eval_every: usize,
     /// Seed of initialization and data order (the data uses `seed`).
@@ -202,31 +237,43 @@ pub struct TrainTask {
 /// A memcap-train capacity search (smallest memorizing size of a family).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapacityTask {
+    /// The data (N, n, vocab, num_classes, task, seed).
     #[serde(flatten)]
     pub data: DataSpec,
     /// `transformer` or `mlp`.
     #[serde(default = "d_transformer")]
     pub model: String,
+    /// Block counts (Transformer) or hidden layers (MLP) to try.
     #[serde(default = "d_blocks_list")]
     pub blocks: Vec<usize>,
+    /// Widths to try.
     #[serde(default = "d_widths")]
     pub widths: Vec<usize>,
+    /// Attention heads (default 1).
     #[serde(default = "d_1")]
     pub heads: usize,
+    /// FFN width as a multiple of d.
     #[serde(default = "d_ff_mult")]
     pub ff_mult: f64,
+    /// `none` (default, the paper's setting) or `learned`.
     #[serde(default)]
-    pub pos_encoding: bool,
+    pub positional: Positional,
+    /// Pre-norm LayerNorm.
     #[serde(default)]
     pub layer_norm: bool,
+    /// Learning rates tried per size.
     #[serde(default = "d_lrs")]
     pub lrs: Vec<f64>,
+    /// Seeds tried per size.
     #[serde(default = "d_seeds")]
     pub seeds: Vec<u64>,
+    /// Minibatch size (default: full batch).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Step budget per run.
     #[serde(default = "d_cap_steps")]
     pub steps: usize,
+    /// Evaluation interval.
     #[serde(default = "d_cap_eval")]
     pub eval_every: usize,
     /// `bisect` or `ascending`.
@@ -242,8 +289,11 @@ pub struct CapacityTask {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Task {
+    /// Construct (and optionally verify exactly) on generated data.
     Construct(ConstructTask),
+    /// One training run.
     Train(TrainTask),
+    /// One capacity search.
     Capacity(CapacityTask),
 }
 
@@ -257,7 +307,14 @@ impl Task {
         // flattened data fields): the complete task has every known key.
         let known = t.to_value();
         if let (Some(given), Some(known)) = (v.as_object(), known.as_object()) {
-            if let Some(k) = given.keys().find(|k| !known.contains_key(*k)) {
+            // Accepted spellings of known keys (serde aliases).
+            fn canonical(k: &str) -> &str {
+                match k {
+                    "classes" => "num_classes",
+                    other => other,
+                }
+            }
+            if let Some(k) = given.keys().find(|k| !known.contains_key(canonical(k))) {
                 let mut allowed: Vec<&String> = known.keys().collect();
                 allowed.sort();
                 let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
@@ -280,6 +337,7 @@ impl Task {
         task_id(&self.to_value())
     }
 
+    /// The task's data fields.
     pub fn data(&self) -> &DataSpec {
         match self {
             Task::Construct(t) => &t.data,
@@ -288,6 +346,7 @@ impl Task {
         }
     }
 
+    /// `construct`, `train` or `capacity`.
     pub fn kind(&self) -> &'static str {
         match self {
             Task::Construct(_) => "construct",
@@ -299,8 +358,8 @@ impl Task {
     /// Value checks serde cannot express (enumerated strings, positivity).
     fn check(&self) -> Result<(), PlanError> {
         let d = self.data();
-        if d.n_seqs == 0 || d.n == 0 || d.vocab == 0 || d.classes == 0 {
-            return Err(perr("task", "N, n, vocab and classes must be positive"));
+        if d.n_seqs == 0 || d.seq_len == 0 || d.vocab == 0 || d.num_classes == 0 {
+            return Err(perr("task", "N, n, vocab and num_classes must be positive"));
         }
         let one_of = |key: &str, v: &str, allowed: &[&str]| {
             if allowed.contains(&v) {
@@ -312,7 +371,6 @@ impl Task {
         match self {
             Task::Construct(t) => {
                 one_of("input", &t.input, &["ids", "vectors"])?;
-                one_of("positional", &t.positional, &["none", "learned"])?;
                 one_of("map", &t.map, &["auto", "m1", "m2"])?;
             }
             Task::Train(t) => {
@@ -409,7 +467,9 @@ pub fn is_task_id(s: &str) -> bool {
 /// A planned task: its id, its complete JSON, and the typed form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
+    /// [`task_id`] of the task.
     pub id: String,
+    /// The complete task.
     pub task: Task,
 }
 

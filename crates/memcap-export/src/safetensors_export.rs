@@ -3,13 +3,16 @@
 //! the config as metadata. f64 rounds big weights: whether the file is
 //! float-exact is recorded in the metadata (`float_exact`).
 
-use anyhow::Result;
+use crate::ExportError;
 use memcap_core::Model;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 
 /// Serializes `model` as safetensors bytes.
-pub fn to_safetensors(model: &Model) -> Result<Vec<u8>> {
+///
+/// # Errors
+/// [`ExportError::Safetensors`] if serialization fails.
+pub fn to_safetensors(model: &Model) -> Result<Vec<u8>, ExportError> {
     let tensors = model.tensors();
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -23,8 +26,9 @@ pub fn to_safetensors(model: &Model) -> Result<Vec<u8>> {
     let views = data
         .iter()
         .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, ExportError>>()?;
     let acc = model.accounting();
+    // A BTreeMap-ordered list, so equal models give byte-identical files.
     let meta: HashMap<String, String> = [
         ("format".to_string(), "memcap-safetensors".to_string()),
         ("config".to_string(), serde_json::to_string(&model.config)?),

@@ -1,0 +1,126 @@
+//! `memcap capacity`: the smallest model that gradient descent drives to 100% training accuracy.
+
+use crate::args::{Outcome, TrainDataArgs};
+use crate::cmd_train::ModelKind;
+use crate::io::write_atomic;
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
+use memcap_core::Positional;
+use memcap_train::capacity::{capacity_search, CapacitySpec, Family, Strategy};
+use memcap_train::TrainConfig;
+use std::path::PathBuf;
+
+/// `memcap capacity`.
+#[derive(Args, Debug)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    pub data: TrainDataArgs,
+    /// Model family.
+    #[arg(long, value_enum, default_value = "transformer")]
+    pub model: ModelKind,
+    /// Blocks (Transformer) or hidden layers (MLP) to try, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub blocks: Vec<usize>,
+    /// Widths (d_model or hidden width) to try, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,12,16,20,24,28,32,40,48")]
+    pub widths: Vec<usize>,
+    /// Transformer heads.
+    #[arg(long, default_value_t = 1)]
+    pub heads: usize,
+    /// Transformer FFN width as a multiple of d_model.
+    #[arg(long, default_value_t = 2.0)]
+    pub ff_mult: f64,
+    /// Transformer positional encoding (none: the paper's setting).
+    #[arg(long, value_enum, default_value = "none")]
+    pub positional: Positional,
+    /// Transformer: LayerNorm.
+    #[arg(long)]
+    pub layer_norm: bool,
+    /// Learning rates tried per size.
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.003")]
+    pub lrs: Vec<f64>,
+    /// Seeds tried per size.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub seeds: Vec<u64>,
+    /// Step budget per run.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    /// Evaluate every this many steps.
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: usize,
+    /// Minibatch size (default: full batch).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Size search.
+    #[arg(long, value_enum, default_value = "bisect")]
+    pub strategy: StrategyArg,
+    /// Parallel trainings (one thread each).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Output folder: capacity.json, capacity.csv.
+    #[arg(short, long)]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StrategyArg {
+    Bisect,
+    Ascending,
+}
+
+/// `memcap capacity`.
+pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
+    memcap_train::ensure_single_threaded_ops();
+    let data = a.data.load(a.positional)?;
+    let spec = CapacitySpec {
+        family: match a.model {
+            ModelKind::Transformer => Family::Transformer {
+                heads: a.heads,
+                ff_mult: a.ff_mult,
+                positional: a.positional,
+                layer_norm: a.layer_norm,
+            },
+            ModelKind::Mlp => Family::Mlp,
+        },
+        blocks: a.blocks,
+        widths: a.widths,
+        lrs: a.lrs,
+        seeds: a.seeds,
+        train: TrainConfig {
+            max_steps: a.steps,
+            eval_every: a.eval_every,
+            batch_size: a.batch_size,
+            ..TrainConfig::default()
+        },
+        strategy: match a.strategy {
+            StrategyArg::Bisect => Strategy::Bisect,
+            StrategyArg::Ascending => Strategy::Ascending,
+        },
+        threads: a.threads,
+    };
+    let pb = ProgressBar::new_spinner();
+    let report = capacity_search(&spec, &data, &mut |o| {
+        pb.println(format!(
+            "  {:>8} params: memorized {:5}  best acc {:.4}  runs {}  {:.1}s",
+            o.num_params, o.memorized, o.best_acc, o.runs, o.elapsed_s
+        ));
+    })?;
+    pb.finish_and_clear();
+    let mut csv = String::from("params,memorized,best_acc,runs,elapsed_s\n");
+    for o in &report.tested {
+        csv.push_str(&format!("{},{},{},{},{:.2}\n", o.num_params, o.memorized, o.best_acc, o.runs, o.elapsed_s));
+    }
+    std::fs::create_dir_all(&a.out)?;
+    write_atomic(&a.out.join("capacity.csv"), csv.as_bytes())?;
+    write_atomic(&a.out.join("capacity.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    match (report.min_params, report.bits_per_param) {
+        (Some(p), Some(b)) => println!(
+            "smallest memorizing: {p} params ({b:.3} bits/param; anchors 2.0 Allen-Zhu & Li, 3.6 Morris et al.), {} runs, {:.1}s",
+            report.runs_used, report.elapsed_s
+        ),
+        _ => println!("no size in the grid memorized ({} runs, {:.1}s)", report.runs_used, report.elapsed_s),
+    }
+    Ok(if report.min_params.is_some() { Outcome::Ok } else { Outcome::NotMemorized })
+}
+

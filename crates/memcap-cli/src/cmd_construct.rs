@@ -1,0 +1,68 @@
+//! `memcap construct`: explicit weights that memorize DATA exactly.
+
+use crate::args::*;
+use crate::io::{read_dataset, write_atomic};
+use anyhow::Result;
+use clap::Args;
+use memcap_core::verify::Arith;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ConstructArgs {
+    /// Dataset (.jsonl, or .csv of token ids).
+    data: PathBuf,
+    /// Output model (JSON with exact weights); MODEL.safetensors is written beside it.
+    #[arg(short, long)]
+    out: PathBuf,
+    #[command(flatten)]
+    opts: BuildOpts,
+    /// Do not write the f64 safetensors file.
+    #[arg(long)]
+    no_safetensors: bool,
+    /// Also verify the written model exactly on the dataset.
+    #[arg(long)]
+    verify: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn construct(a: ConstructArgs) -> Result<Outcome> {
+    let ds = read_dataset(&a.data, a.opts.parse_opts())?;
+    let ds = resolve(ds, a.opts.positional.into(), a.opts.dedupe, &a.data, a.json)?;
+    let (built, secs) = build_model(&ds, &a.opts, &a.data, a.json)?;
+    let model = &built.model;
+    write_atomic(&a.out, model.to_json().as_bytes())?;
+    let mut files = vec![a.out.display().to_string()];
+    if !a.no_safetensors {
+        let st = a.out.with_extension("safetensors");
+        write_atomic(&st, &memcap_export::to_safetensors(model)?)?;
+        files.push(st.display().to_string());
+    }
+    let report = if a.verify { Some(verify_one(model, &ds, Arith::Exact, a.json)?) } else { None };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "dataset": dataset_json(&ds),
+                "construction": built.info,
+                "accounting": accounting_json(model, &ds),
+                "construct_seconds": secs,
+                "verify": report,
+                "files": files,
+            }))?
+        );
+    } else {
+        print_construction(&built, &ds, secs);
+        if let Some(r) = &report {
+            print_verify(r, None);
+        }
+        println!("wrote {}", files.join(", "));
+    }
+    Ok(match report {
+        Some(r) if !r.all_memorized() => Outcome::NotMemorized,
+        _ => Outcome::Ok,
+    })
+}
+

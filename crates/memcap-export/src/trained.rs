@@ -1,0 +1,42 @@
+//! Trained runs (`memcap train` folders) for PyTorch: memcap's own logits of
+//! the stored weights, so a loader in another framework can be compared to
+//! 1e-5.
+
+use crate::ExportError;
+use candle_core::{Device, Tensor};
+use memcap_core::Dataset;
+use memcap_train::ModelConfig;
+
+/// The logits memcap-train's candle forward pass computes with the weights
+/// of `safetensors` (PyTorch names and `[out, in]` layout, f32) on every
+/// example of `ds`: shape `[N, C]` (next-token) or `[N·n, C]` (seq2seq).
+///
+/// # Errors
+/// [`ExportError::Weights`] for a missing or misshapen tensor,
+/// [`ExportError::Train`] for token data that does not fit the model (vector
+/// inputs, wrong vocabulary).
+pub fn trained_logits(config: &ModelConfig, safetensors: &[u8], ds: &Dataset) -> Result<Vec<Vec<f32>>, ExportError> {
+    memcap_train::ensure_single_threaded_ops();
+    config.validate_for(ds)?;
+    let st = safetensors::SafeTensors::deserialize(safetensors)?;
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let model = memcap_train::model::Model::new(config, &mut rng)?;
+    for v in model.vars() {
+        let t = st.tensor(&v.name).map_err(|e| ExportError::Weights(format!("{}: {e}", v.name)))?;
+        if t.dtype() != safetensors::Dtype::F32 {
+            return Err(ExportError::Weights(format!("{}: dtype {:?}, expected F32", v.name, t.dtype())));
+        }
+        let vals: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let mut tensor = Tensor::from_vec(vals, t.shape(), &Device::Cpu).map_err(memcap_train::TrainError::from)?;
+        if v.transposed {
+            tensor = tensor.t().and_then(|t| t.contiguous()).map_err(memcap_train::TrainError::from)?;
+        }
+        v.var.set(&tensor).map_err(|e| ExportError::Weights(format!("{}: {e}", v.name)))?;
+    }
+    let (_, seqs) = memcap_train::data::token_ids(ds)?;
+    let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
+    let tokens =
+        Tensor::from_vec(flat, (seqs.len(), ds.seq_len()), &Device::Cpu).map_err(memcap_train::TrainError::from)?;
+    let logits = model.logits(&tokens, true)?;
+    Ok(logits.to_vec2().map_err(memcap_train::TrainError::from)?)
+}

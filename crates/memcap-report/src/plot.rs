@@ -1,0 +1,237 @@
+//! The one plot layer of memcap: every figure (sweep reports, the paper's
+//! experiments) is a [`Plot`] of named [`Series`], drawn to SVG by plotters
+//! and to PNG by resvg (pure Rust, no C libraries).
+//!
+//! A plot is data first: `report.json` and the `repro` JSON files hold the
+//! same series that are drawn, so a figure can always be re-checked against
+//! the numbers behind it.
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One curve of a plot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Legend text (includes the fitted slope for data on log-log plots).
+    pub label: String,
+    /// `data` (measured: thick line with markers), `reference` (a formula
+    /// line: thin) or `bound` (a lower-bound order: thin, amber).
+    pub kind: String,
+    /// Points `(x, y)` in drawing order.
+    pub points: Vec<(f64, f64)>,
+    /// Least-squares slope of log y on log x (log-log plots, ≥ 2 points).
+    pub slope: Option<f64>,
+}
+
+impl Series {
+    /// A measured curve without a fitted slope.
+    pub fn data(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series { label: label.into(), kind: "data".into(), points, slope: None }
+    }
+}
+
+/// One figure (one chart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plot {
+    /// File stem: `NAME.svg`, `NAME.png`.
+    pub name: String,
+    /// Caption above the chart.
+    pub title: String,
+    /// X-axis label.
+    pub x_label: String,
+    /// Y-axis label.
+    pub y_label: String,
+    /// Both axes logarithmic.
+    pub log_log: bool,
+    /// Only the y axis logarithmic (ignored when `log_log`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_y: bool,
+    /// The curves.
+    pub series: Vec<Series>,
+}
+
+/// A drawing failure (plotters or resvg), naming the plot.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlotError {
+    /// plotters could not draw the SVG.
+    #[error("plot {plot}: {reason}")]
+    Svg {
+        /// Plot name.
+        plot: String,
+        /// What plotters said.
+        reason: String,
+    },
+    /// resvg could not render the PNG.
+    #[error("png {plot}: {reason}")]
+    Png {
+        /// Plot name.
+        plot: String,
+        /// What resvg said.
+        reason: String,
+    },
+}
+
+/// Size of one chart in pixels (SVG user units; the PNG has the same size).
+pub const PLOT_SIZE: (u32, u32) = (900, 600);
+
+/// Data colours (Tableau 10, readable on white); references are slate blue (√N) and dark grey (N).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+];
+
+fn color(s: &Series, i: usize) -> RGBColor {
+    match (s.kind.as_str(), s.slope) {
+        // √N in slate blue, N in dark grey: two references must be told apart at a glance.
+        ("reference", Some(p)) if p < 0.75 => RGBColor(90, 110, 200),
+        ("reference", _) => RGBColor(60, 60, 60),
+        ("bound", _) => RGBColor(188, 143, 0),
+        _ => PALETTE[i % PALETTE.len()],
+    }
+}
+
+fn bounds(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (lo, hi) = vals
+        .filter(|v| v.is_finite() && (!log || *v > 0.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (lo, hi) = if hi / lo < 1.01 { (lo / 2.0, hi * 2.0) } else { (lo, hi) };
+        (lo / 1.25, hi * 1.25)
+    } else {
+        let pad = if hi - lo < 1e-12 { 0.5 } else { (hi - lo) * 0.05 };
+        (lo - pad, hi + pad)
+    }
+}
+
+impl Plot {
+    fn x_log(&self) -> bool {
+        self.log_log
+    }
+    fn y_log(&self) -> bool {
+        self.log_log || self.log_y
+    }
+    fn keep(&self, p: &(f64, f64)) -> bool {
+        p.0.is_finite() && p.1.is_finite() && (!self.x_log() || p.0 > 0.0) && (!self.y_log() || p.1 > 0.0)
+    }
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// Mesh, curves (markers on data) and legend, for any pair of axis kinds
+/// (plotters types log and linear axes differently, hence the generics).
+fn draw_on<'a, X, Y>(area: &Area<'a>, plot: &Plot, xr: X, yr: Y) -> Result<(), String>
+where
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let e = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(plot.title.as_str(), ("sans-serif", 22)).margin(16).x_label_area_size(48).y_label_area_size(72);
+    let mut chart = builder.build_cartesian_2d(xr, yr).map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(plot.x_label.as_str())
+        .y_desc(plot.y_label.as_str())
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+    for (i, s) in plot.series.iter().enumerate() {
+        let c = color(s, i);
+        let pts: Vec<(f64, f64)> = s.points.iter().filter(|p| plot.keep(p)).copied().collect();
+        let style = if s.kind == "data" { c.stroke_width(2) } else { c.stroke_width(1) };
+        chart
+            .draw_series(LineSeries::new(pts.clone(), style))
+            .map_err(e)?
+            .label(s.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        if s.kind == "data" {
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(e)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+fn draw(area: &Area<'_>, plot: &Plot) -> Result<(), PlotError> {
+    let pts = || plot.series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| plot.keep(p));
+    let (x0, x1) = bounds(pts().map(|p| p.0), plot.x_log());
+    let (y0, y1) = bounds(pts().map(|p| p.1), plot.y_log());
+    let r = match (plot.x_log(), plot.y_log()) {
+        (true, _) => draw_on(area, plot, (x0..x1).log_scale(), (y0..y1).log_scale()),
+        (false, true) => draw_on(area, plot, x0..x1, (y0..y1).log_scale()),
+        (false, false) => draw_on(area, plot, x0..x1, y0..y1),
+    };
+    r.map_err(|reason| PlotError::Svg { plot: plot.name.clone(), reason })
+}
+
+/// One plot as an SVG document of [`PLOT_SIZE`] (text as `<text>`, curves as `<polyline>`).
+///
+/// # Errors
+/// [`PlotError::Svg`] when plotters fails.
+pub fn render_svg(plot: &Plot) -> Result<String, PlotError> {
+    render_panels(std::slice::from_ref(plot), PLOT_SIZE)
+}
+
+/// Several plots side by side in one SVG document, each `panel` pixels.
+///
+/// # Errors
+/// [`PlotError::Svg`] when plotters fails.
+pub fn render_panels(plots: &[Plot], panel: (u32, u32)) -> Result<String, PlotError> {
+    let name = plots.first().map_or_else(String::new, |p| p.name.clone());
+    let err = |e: DrawingAreaErrorKind<std::io::Error>| PlotError::Svg { plot: name.clone(), reason: e.to_string() };
+    let mut out = String::new();
+    {
+        let cols = plots.len().max(1);
+        let root = SVGBackend::with_string(&mut out, (panel.0 * cols as u32, panel.1)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        for (plot, area) in plots.iter().zip(root.split_evenly((1, cols)).iter()) {
+            draw(area, plot)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// Renders an SVG document to PNG with resvg. Text needs a system font
+/// (fontdb scans the usual font folders; DejaVu Sans is preferred as
+/// `sans-serif`); with no font at all the PNG is drawn without text.
+///
+/// # Errors
+/// [`PlotError::Png`] when the SVG does not parse or the image is empty.
+pub fn svg_to_png(name: &str, svg: &str) -> Result<Vec<u8>, PlotError> {
+    let err = |reason: String| PlotError::Png { plot: name.into(), reason };
+    let mut opt = resvg::usvg::Options::default();
+    {
+        let db = opt.fontdb_mut();
+        db.load_system_fonts();
+        if db.faces().any(|f| f.families.iter().any(|(n, _)| n == "DejaVu Sans")) {
+            db.set_sans_serif_family("DejaVu Sans");
+        }
+    }
+    let tree = resvg::usvg::Tree::from_str(svg, &opt).map_err(|e| err(e.to_string()))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap =
+        resvg::tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| err("empty image".into()))?;
+    pixmap.fill(resvg::tiny_skia::Color::WHITE);
+    resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| err(e.to_string()))
+}
