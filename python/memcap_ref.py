@@ -78,7 +78,7 @@ class TrainedTransformer(torch.nn.Module):
         B, n = tokens.shape
         H, dh = c["heads"], c["head_dim"]
         x = w["embed.weight"][tokens]
-        if c.get("pos_encoding"):
+        if c.get("positional") == "learned":
             x = x + w["pos_embed.weight"]
         for i in range(c["blocks"]):
             p = f"blocks.{i}"

@@ -14,7 +14,7 @@ timed() { /usr/bin/time -f "  wall %e s, peak RSS %M KB" "$@"; }
 
 for n_seqs in 10000 100000; do
   echo "== N = $n_seqs, n = 64, |V| = 1000, C = 16: construct + exact verify"
-  $bin gen -N "$n_seqs" -n 64 --vocab 1000 --classes 16 -o "$out/d$n_seqs.jsonl" 2>/dev/null
+  $bin gen -N "$n_seqs" -n 64 --vocab 1000 --num-classes 16 -o "$out/d$n_seqs.jsonl" 2>/dev/null
   timed $bin construct "$out/d$n_seqs.jsonl" -o "$out/m$n_seqs.json" --verify --no-safetensors \
     | grep -E "construct time|memorized|shared work"
 done

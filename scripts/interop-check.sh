@@ -27,7 +27,7 @@ W="$(mktemp -d)"
 trap 'rm -rf "$W"' EXIT
 
 echo "== 1. float-exact constructed model (N = 6, n = 2, |V| = 4, C = 2; code bits 4)"
-"$M" gen -N 6 -n 2 --vocab 4 --classes 2 -o "$W/small.jsonl" 2>/dev/null
+"$M" gen -N 6 -n 2 --vocab 4 --num-classes 2 -o "$W/small.jsonl" 2>/dev/null
 for attn in softmax hardmax; do
   "$M" construct "$W/small.jsonl" -o "$W/$attn.json" --code-bits 4 --attention "$attn" --verify >/dev/null
   "$M" export "$W/$attn.json" --format safetensors -o "$W/$attn" --data "$W/small.jsonl" >/dev/null
@@ -37,8 +37,8 @@ for attn in softmax hardmax; do
 done
 
 echo "== 2. trained models: PyTorch logits vs memcap logits (tolerance 1e-5)"
-"$M" gen -N 64 -n 6 --vocab 16 --classes 4 --seed 1 -o "$W/train.jsonl" 2>/dev/null
-"$M" train "$W/train.jsonl" --d-model 16 --heads 2 --blocks 2 --layer-norm --pos-encoding --steps 600 --quiet -o "$W/run-tf" >/dev/null
+"$M" gen -N 64 -n 6 --vocab 16 --num-classes 4 --seed 1 -o "$W/train.jsonl" 2>/dev/null
+"$M" train "$W/train.jsonl" --d-model 16 --heads 2 --blocks 2 --layer-norm --positional learned --steps 600 --quiet -o "$W/run-tf" >/dev/null
 "$M" export "$W/run-tf" -o "$W/run-tf-x" --data "$W/train.jsonl" >/dev/null
 "$PY" python/check.py "$W/run-tf-x" "$W/train.jsonl" --expect-all --tol 1e-5
 "$M" train "$W/train.jsonl" --model mlp --width 32 --steps 400 --quiet -o "$W/run-mlp" >/dev/null
@@ -46,7 +46,7 @@ echo "== 2. trained models: PyTorch logits vs memcap logits (tolerance 1e-5)"
 "$PY" python/check.py "$W/run-mlp-x" "$W/train.jsonl" --expect-all --tol 1e-5
 
 echo "== 3. (informational) a large constructed model is not float-exact"
-"$M" gen -N 2000 -n 16 --vocab 1000 --classes 16 -o "$W/big.jsonl" 2>/dev/null
+"$M" gen -N 2000 -n 16 --vocab 1000 --num-classes 16 -o "$W/big.jsonl" 2>/dev/null
 "$M" construct "$W/big.jsonl" -o "$W/big.json" >/dev/null
 "$M" verify "$W/big.json" "$W/big.jsonl" --f64 > "$W/verify.txt"
 head -n 1 "$W/verify.txt"

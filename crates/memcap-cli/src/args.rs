@@ -25,7 +25,6 @@ pub enum Outcome {
     NotMemorized,
 }
 
-
 #[derive(Clone, Copy, ValueEnum)]
 pub enum KindArg {
     /// Token ids (one-hot inputs; embedding = one column per token).
@@ -33,11 +32,6 @@ pub enum KindArg {
     /// Real-vector tokens of dimension --dim.
     Vectors,
 }
-
-
-
-
-
 
 /// Construction flags shared by construct, demo and scaling.
 #[derive(Args, Clone)]
@@ -87,7 +81,7 @@ impl BuildOpts {
         ConstructConfig {
             seed: self.seed,
             map: self.map,
-            positional: self.positional.into(),
+            positional: self.positional,
             attention: self.attention,
             code_bits: self.code_bits,
             ..Default::default()
@@ -101,7 +95,7 @@ impl BuildOpts {
 /// Applies the dedupe policy for the model kind; prints the conflict report.
 pub fn resolve(ds: Dataset, positional: Positional, dedupe: Dedupe, path: &Path, quiet: bool) -> Result<Dataset> {
     let (out, rep) =
-        ds.resolve_conflicts(positional, dedupe.into()).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        ds.resolve_conflicts(positional, dedupe).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
     if rep.labels_in_conflict > 0 && !quiet {
         eprintln!(
             "dedupe majority: {} of {} labels in conflict, {} dropped/relabelled; best achievable accuracy {:.2}%",
@@ -239,7 +233,6 @@ pub fn print_verify(r: &VerifyReport, div: Option<&memcap_core::verify::Divergen
     }
 }
 
-
 /// The random token-id data of `demo` and `scaling` (besides N and n).
 #[derive(Args)]
 pub struct RandomIdsArgs {
@@ -263,14 +256,13 @@ pub fn random_ids(n_seqs: usize, seq_len: usize, d: &RandomIdsArgs) -> Result<Da
         seq_len,
         vocab: d.vocab,
         num_classes: d.classes,
-        task: d.task.into(),
+        task: d.task,
         kind: GenKind::Ids,
         positional: Positional::None,
         seed: d.seed,
     };
     Ok(gen::generate(&cfg).map_err(|e| InputError(e.to_string()))?)
 }
-
 
 /// Next-token windows of a text file (bytes or words), shared by `gen`,
 /// `train` and `capacity`; the window length is `-n/--seq-len`.

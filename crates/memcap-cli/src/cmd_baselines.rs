@@ -13,7 +13,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
 
-
 #[derive(Args)]
 pub struct BaselinesArgs {
     /// Dataset (.jsonl or .csv; token ids, next-token for the built baselines).

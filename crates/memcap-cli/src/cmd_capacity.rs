@@ -123,4 +123,3 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
     }
     Ok(if report.min_params.is_some() { Outcome::Ok } else { Outcome::NotMemorized })
 }
-

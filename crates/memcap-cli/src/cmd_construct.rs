@@ -30,7 +30,7 @@ pub struct ConstructArgs {
 
 pub fn construct(a: ConstructArgs) -> Result<Outcome> {
     let ds = read_dataset(&a.data, a.opts.parse_opts())?;
-    let ds = resolve(ds, a.opts.positional.into(), a.opts.dedupe, &a.data, a.json)?;
+    let ds = resolve(ds, a.opts.positional, a.opts.dedupe, &a.data, a.json)?;
     let (built, secs) = build_model(&ds, &a.opts, &a.data, a.json)?;
     let model = &built.model;
     write_atomic(&a.out, model.to_json().as_bytes())?;
@@ -65,4 +65,3 @@ pub fn construct(a: ConstructArgs) -> Result<Outcome> {
         _ => Outcome::Ok,
     })
 }
-

@@ -57,4 +57,3 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     }
     Ok(if reports[0].all_memorized() { Outcome::Ok } else { Outcome::NotMemorized })
 }
-

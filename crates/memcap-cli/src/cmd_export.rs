@@ -12,9 +12,9 @@ use crate::io::{read_dataset, read_model, write_atomic, InputError};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use memcap_core::model::{InputSpec, Model};
-use memcap_export::{float_exactness, hf_config};
 use memcap_core::parse::ParseOptions;
 use memcap_core::{Dataset, Dedupe};
+use memcap_export::{float_exactness, hf_config};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -154,4 +154,3 @@ fn export_trained(a: &ExportArgs) -> Result<Outcome> {
     println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
     Ok(Outcome::Ok)
 }
-

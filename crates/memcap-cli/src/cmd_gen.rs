@@ -9,7 +9,6 @@ use memcap_core::parse::to_jsonl;
 use memcap_core::{Dedupe, Positional, Task};
 use std::path::PathBuf;
 
-
 #[derive(Args)]
 pub struct GenArgs {
     /// Number of sequences N.
@@ -71,7 +70,7 @@ pub fn gen(a: GenArgs) -> Result<Outcome> {
             }
             let (ds, rep) = td
                 .dataset
-                .resolve_conflicts(a.positional.into(), a.dedupe.into())
+                .resolve_conflicts(a.positional, a.dedupe)
                 .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
             eprintln!(
                 "wrote windows for {} mode: kept {} of {} (--dedupe {})",
@@ -87,12 +86,12 @@ pub fn gen(a: GenArgs) -> Result<Outcome> {
             seq_len: a.seq_len,
             vocab: a.vocab,
             num_classes: a.classes,
-            task: a.task.into(),
+            task: a.task,
             kind: match a.kind {
                 KindArg::Ids => GenKind::Ids,
                 KindArg::Vectors => GenKind::Vectors { d: a.dim },
             },
-            positional: a.positional.into(),
+            positional: a.positional,
             seed: a.seed,
         })
         .map_err(|e| InputError(e.to_string()))?,
@@ -101,4 +100,3 @@ pub fn gen(a: GenArgs) -> Result<Outcome> {
     eprintln!("wrote {} ({} sequences of length {})", a.out.display(), ds.len(), ds.seq_len());
     Ok(Outcome::Ok)
 }
-

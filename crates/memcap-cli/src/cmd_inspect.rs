@@ -7,7 +7,6 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
-
 #[derive(Args)]
 pub struct InspectArgs {
     /// Model JSON.
@@ -58,4 +57,3 @@ pub fn inspect(a: InspectArgs) -> Result<Outcome> {
     }
     Ok(Outcome::Ok)
 }
-

@@ -50,7 +50,9 @@ pub enum ReproKind {
 }
 
 fn write(out: &Path, name: &str, r: memcap_report::repro::Rendered) -> Result<()> {
-    for (ext, bytes) in [("csv", r.csv.as_bytes()), ("svg", r.svg.as_bytes()), ("png", &r.png[..]), ("json", r.json.as_bytes())] {
+    for (ext, bytes) in
+        [("csv", r.csv.as_bytes()), ("svg", r.svg.as_bytes()), ("png", &r.png[..]), ("json", r.json.as_bytes())]
+    {
         write_atomic(&out.join(format!("{name}.{ext}")), bytes)?;
     }
     println!("wrote {0}/{name}.json, .csv, .svg and .png", out.display());

@@ -8,7 +8,6 @@ use memcap_core::verify::Arith;
 use serde_json::json;
 use std::path::Path;
 
-
 #[derive(Args)]
 pub struct ScalingArgs {
     /// Dataset sizes N (comma-separated).

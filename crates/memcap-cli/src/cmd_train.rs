@@ -165,4 +165,3 @@ pub fn train(a: TrainArgs) -> Result<Outcome> {
     );
     Ok(if s.memorized { Outcome::Ok } else { Outcome::NotMemorized })
 }
-

@@ -81,4 +81,3 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
     }
     Ok(if exact_ok { Outcome::Ok } else { Outcome::NotMemorized })
 }
-

@@ -7,6 +7,10 @@
 //! `memcap-train`, export in `memcap-export`, sweeps in `memcap-sweep`, and
 //! every plot in `memcap-report`.
 
+// Doc comments on clap structs are `--help` text (plain text with JSON and
+// <placeholders>), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod args;
 mod cmd_baselines;
 mod cmd_capacity;

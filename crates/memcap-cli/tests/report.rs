@@ -15,15 +15,15 @@ const TINY: &str = r#"{"sweeps":[
   {"kind":"train","fixed":{"N":16,"n":4,"vocab":12,"classes":4,"d_model":8,"steps":60,"eval_every":10}}
 ]}"#;
 
-/// Plans, runs and reports TINY; returns (results dir, report dir).
-fn tiny_report(name: &str) -> (PathBuf, PathBuf) {
+/// Plans, runs and reports TINY; returns (the temp folder that holds them, results dir, report dir).
+fn tiny_report(name: &str) -> (Tmp, PathBuf, PathBuf) {
     let d = tmpdir(name);
     std::fs::write(d.join("sweep.json"), TINY).unwrap();
     let (tasks, res, rep) = (d.join("tasks.jsonl"), d.join("res"), d.join("rep"));
     ok(memcap(&["sweep", "plan", s(&d.join("sweep.json")), "-o", s(&tasks)]));
     ok(memcap(&["sweep", "run", s(&tasks), "-o", s(&res), "--jobs", "2"]));
     ok(memcap(&["report", s(&res), "-o", s(&rep)]));
-    (res, rep)
+    (d, res, rep)
 }
 
 fn slope(pts: &[(f64, f64)]) -> f64 {
@@ -67,7 +67,7 @@ fn polylines(svg: &str, stroke: &str) -> Vec<Vec<(f64, f64)>> {
 
 #[test]
 fn report_series_are_seed_averaged_results_with_fitted_slopes() {
-    let (res, rep) = tiny_report("series");
+    let (_tmp, res, rep) = tiny_report("series");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(rep.join("report.json")).unwrap()).unwrap();
     // Expected: nonzero params of the N sweep (n = 8), averaged over seeds 0 and 1.
     let mut by_n: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
@@ -131,7 +131,7 @@ fn report_series_are_seed_averaged_results_with_fitted_slopes() {
 
 #[test]
 fn svg_png_markdown_and_html_are_drawn_from_the_report_series() {
-    let (_, rep) = tiny_report("render");
+    let (_tmp, _, rep) = tiny_report("render");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(rep.join("report.json")).unwrap()).unwrap();
     let vs_n = &report["plots"][0];
     let svg = std::fs::read_to_string(rep.join("params_vs_N.svg")).unwrap();

@@ -40,19 +40,25 @@ use std::collections::HashMap;
 /// A baseline network on the flattened sequence.
 #[derive(Debug, Clone)]
 pub struct BaselineNet {
+    /// Human-readable name, e.g. "lookup (1 ReLU unit per example)".
     pub name: String,
-    /// Sequence length n and per-token input dimension d (vocabulary for ids).
+    /// Sequence length n.
     pub seq_len: usize,
+    /// Per-token input dimension d (the vocabulary size V for token ids); the
+    /// flattened input has n·d entries.
     pub input_dim: usize,
     /// Projection weight of (position k, token id t), stored sparsely: the
     /// flattened one-hot input has a single 1 per position.
     pub projection: Projection,
-    /// Registers m, hidden width q.
+    /// Registers m (the residual width).
     pub width: usize,
+    /// Hidden width q of every FFN layer.
     pub ffn_width: usize,
-    /// Register written by the projection, and the register read out.
+    /// Register the projection u is written to.
     pub input_reg: usize,
+    /// Register read out as the network's output.
     pub output_reg: usize,
+    /// The L residual FFN layers Z ← Z + W₂ReLU(W₁Z + b₁) + b₂ (W₁: q × m, W₂: m × q).
     pub layers: Vec<Ffn>,
     /// Sizes of the 1-D memorizer inside (flattened-input FFN only).
     pub memorizer: Option<MemorizerInfo>,
@@ -61,10 +67,16 @@ pub struct BaselineNet {
 /// Sizes of a baseline (what the comparison table prints).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BaselineSize {
+    /// The network's [`BaselineNet::name`].
     pub name: String,
+    /// Dense parameters, zeros included ([`BaselineNet::params_dense`]).
     pub params_dense: u64,
+    /// Nonzero weights: projection entries, layer entries and the readout's single 1.
     pub params_nonzero: u64,
+    /// Number of residual FFN layers L.
     pub depth: usize,
+    /// Largest weight, in bits: max over weights of max(bitlen |numerator|,
+    /// bitlen denominator) (docs/construction.md §7.7).
     pub max_weight_bits: usize,
 }
 
@@ -145,7 +157,7 @@ pub fn lookup_params_dense(seq_len: usize, input_dim: usize, points: usize) -> u
     (seq_len * input_dim) as u64 + 5 * points as u64 + 1
 }
 
-/// Depth of the 1-D memorizer (paper-notes §7.4):
+/// Depth of the 1-D memorizer (docs/construction.md §7.4):
 /// max(1, ⌈(G−1)/p_A⌉) + ρ(B_max + 1) + 1 with G = ⌈P/ρ⌉.
 pub fn memorizer_depth(points: usize, rho: usize, p_a: usize, b_max: usize) -> usize {
     let g = points.div_ceil(rho);

@@ -1,4 +1,4 @@
-//! The Kajitsuka–Sato style construction (paper-notes §7): explicit weights
+//! The Kajitsuka–Sato style construction (docs/construction.md §7): explicit weights
 //! of a Transformer that memorizes a dataset exactly.
 //!
 //! ```text
@@ -63,9 +63,15 @@ pub struct Forced {
 /// Construction options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConstructConfig {
+    /// Seed of the ChaCha8 generator behind every random draw (codes, projection v, hashes).
     pub seed: u64,
+    /// Contextual map M1, M2 or automatic (docs/construction.md §7.3).
     pub map: MapChoice,
+    /// Positional encoding to build for; with learned positions the
+    /// (token, position) pairs get the codes and M2 is required (docs/construction.md §7.2).
     pub positional: Positional,
+    /// Attention normalization stored in the model; W_Q = W_K = 0 gives
+    /// weights exactly 1/n under either kind (docs/construction.md §7.3).
     pub attention: AttentionKind,
     /// Bits of the random token-id codes for M1 (default 2⌈log2 N⌉ + 2).
     pub code_bits: Option<u32>,
@@ -75,6 +81,7 @@ pub struct ConstructConfig {
     pub rho: [Option<usize>; 2],
     /// Random draws per random choice before giving up (M1: then M2).
     pub max_attempts: u32,
+    /// Values to use instead of random draws (the docs/construction.md §8 worked example, tests).
     pub forced: Forced,
 }
 
@@ -94,16 +101,20 @@ impl Default for ConstructConfig {
     }
 }
 
-/// Sizes of one memorizer (paper-notes §7.4).
+/// Sizes of one memorizer (docs/construction.md §7.4).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemorizerInfo {
+    /// What it maps, e.g. "hash: token code -> h" or "label: key -> out".
     pub role: String,
     /// Training points P.
     pub points: usize,
+    /// Block size ρ: points (slots) per block.
     pub rho: usize,
     /// Blocks G = ⌈P/ρ⌉.
     pub groups: usize,
+    /// Bits per packed code, B_u = bitlen(u_max + 1).
     pub b_u: usize,
+    /// Bits per packed label, B_y = max(1, bitlen(y_max)).
     pub b_y: usize,
     /// Layers (= Transformer blocks) it occupies.
     pub depth: usize,
@@ -117,11 +128,13 @@ pub struct MemorizerInfo {
 /// How the construction went: every derived constant, for reproducibility.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConstructionInfo {
+    /// The [`ConstructConfig::seed`] used.
     pub seed: u64,
     /// "M1" or "M2".
     pub map: String,
     /// Why that map was used.
     pub map_reason: String,
+    /// The positional setting built for.
     pub positional: Positional,
     /// Distinct code units ω (tokens, or (token, position) pairs).
     pub distinct_units: usize,
@@ -135,6 +148,8 @@ pub struct ConstructionInfo {
     pub projection: Option<Vec<i64>>,
     /// Random draws used: (code/projection draws, hash draws).
     pub attempts: (u32, u32),
+    /// The 1-D memorizers in block order: the hash memorizer #1 (M2 only),
+    /// then the label memorizer #2.
     pub memorizers: Vec<MemorizerInfo>,
     /// Keys handed to the label memorizer (after deduplication).
     pub label_keys: usize,
@@ -143,7 +158,10 @@ pub struct ConstructionInfo {
 /// A built model and its provenance.
 #[derive(Debug, Clone)]
 pub struct Construction {
+    /// The built model (already checked by [`Model::validate`]).
     pub model: Model,
+    /// Derived constants and sizes; the same data is stored as JSON in
+    /// [`Model::construction`].
     pub info: ConstructionInfo,
 }
 
@@ -159,16 +177,23 @@ fn bitlen(x: &IBig) -> usize {
 /// Register indices of one memorizer.
 #[derive(Debug, Clone, Copy)]
 pub struct MemRegs {
+    /// Input register holding u (read only), e.g. `tok` or `key`.
     pub u: usize,
+    /// Scratch W: the packed codes of the selected block, shifted left bit by bit.
     pub w: usize,
+    /// Scratch Y: the packed labels of the selected block, shifted left bit by bit.
     pub y: usize,
+    /// Scratch c: the code of the current slot, rebuilt bit by bit.
     pub c: usize,
+    /// Scratch lab: the label of the current slot, rebuilt bit by bit.
     pub lab: usize,
+    /// Scratch match: 1 when the current slot's code matches u, else 0.
     pub mat: usize,
+    /// Output register the matching label is added to, e.g. `h` or `out`.
     pub out: usize,
 }
 
-/// Builds the FFN layers of a 1-D memorizer (paper-notes §7.4) mapping
+/// Builds the FFN layers of a 1-D memorizer (docs/construction.md §7.4) mapping
 /// integer inputs `u` (≥ 0, pairwise ≥ 2 apart) to labels `y`.
 ///
 /// Phase A selects the block W_j, Y_j holding the ρ codes and labels of the
@@ -534,7 +559,7 @@ fn sums_injective(seqs: &[Vec<u32>], vals: &[IBig]) -> Result<Vec<IBig>, String>
 }
 
 /// Builds a model that memorizes `ds` exactly (checked by the caller with
-/// [`crate::verify`]). Fails on inconsistent data.
+/// [`crate::verify()`]). Fails on inconsistent data.
 pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, ConstructError> {
     ds.validate()?;
     ds.check_consistency(cfg.positional)?;
@@ -632,7 +657,7 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
         }
     };
 
-    // Registers (paper-notes §7.1).
+    // Registers (docs/construction.md §7.1).
     let names: Vec<&str> = if use_m1 {
         vec!["tok", "sid", "key", "W", "Y", "c", "lab", "match", "out"]
     } else {

@@ -29,7 +29,12 @@ pub enum DataError {
     // === Parse errors ===
     /// A line could not be parsed.
     #[error("line {line}: {reason}")]
-    Parse { line: usize, reason: String },
+    Parse {
+        /// 1-based line number of the offending line (or CSV header).
+        line: usize,
+        /// What is wrong with it, e.g. "not valid JSON: …".
+        reason: String,
+    },
 
     // === Shape errors ===
     /// The dataset has no examples.
@@ -37,30 +42,76 @@ pub enum DataError {
     Empty,
     /// Sequences of different lengths (Transformers here take fixed n).
     #[error("{at}: sequence has length {got}, but the first sequence has length {expected}")]
-    Ragged { at: Origin, expected: usize, got: usize },
+    Ragged {
+        /// The first example whose length differs.
+        at: Origin,
+        /// Length n (tokens) of the first sequence.
+        expected: usize,
+        /// Length of this sequence.
+        got: usize,
+    },
     /// Vector tokens of different dimension.
     #[error("{at}: token has dimension {got}, expected {expected}")]
-    DimMismatch { at: Origin, expected: usize, got: usize },
+    DimMismatch {
+        /// The example holding the offending token.
+        at: Origin,
+        /// Dimension d of the first vector token (or the dataset's d).
+        expected: usize,
+        /// Dimension of this token.
+        got: usize,
+    },
     /// A seq2seq example whose label count differs from its length.
     #[error("{at}: {got} labels for a sequence of length {expected}")]
-    LabelCount { at: Origin, expected: usize, got: usize },
+    LabelCount {
+        /// The offending example.
+        at: Origin,
+        /// Sequence length n: seq2seq needs one label per position.
+        expected: usize,
+        /// Number of labels given.
+        got: usize,
+    },
     /// Mixed next-token and seq2seq records.
     #[error("{at}: mixes \"label\" and \"labels\" records; a dataset has one task")]
-    MixedTask { at: Origin },
+    MixedTask {
+        /// The first record whose task differs from the earlier records'.
+        at: Origin,
+    },
     /// Mixed token kinds (ids vs vectors).
     #[error("{at}: mixes integer token ids and vector tokens")]
-    MixedKind { at: Origin },
+    MixedKind {
+        /// The first record whose token kind differs from the first record's.
+        at: Origin,
+    },
 
     // === Value errors ===
     /// Token id not below the vocabulary size.
     #[error("{at}: token id {token} is not below the vocabulary size {vocab}")]
-    TokenOutOfRange { at: Origin, token: u64, vocab: usize },
+    TokenOutOfRange {
+        /// The example holding the token.
+        at: Origin,
+        /// The offending token id.
+        token: u64,
+        /// Vocabulary size V.
+        vocab: usize,
+    },
     /// Label not below the number of classes.
     #[error("{at}: label {label} is not below the number of classes {classes}")]
-    LabelOutOfRange { at: Origin, label: u64, classes: u32 },
+    LabelOutOfRange {
+        /// The example carrying the label.
+        at: Origin,
+        /// The offending label.
+        label: u64,
+        /// Number of classes C.
+        classes: u32,
+    },
     /// NaN or infinity in a vector token.
     #[error("{at}: non-finite value {value} in a vector token")]
-    NonFinite { at: Origin, value: f64 },
+    NonFinite {
+        /// The example holding the token.
+        at: Origin,
+        /// The offending coordinate (NaN or ±∞).
+        value: f64,
+    },
     /// Bad generator or loader parameters.
     #[error("invalid parameter: {0}")]
     Param(String),
@@ -73,9 +124,13 @@ pub enum DataError {
          no Transformer {mode} can memorize both (use --dedupe majority to keep the majority label)"
     )]
     Inconsistent {
+        /// The earlier example of the conflicting pair.
         a: Origin,
+        /// The later example, whose label contradicts `a`'s.
         b: Origin,
+        /// Label of `a` at the conflicting position.
         label_a: u32,
+        /// Label of `b` at the conflicting position.
         label_b: u32,
         /// What makes them indistinguishable.
         why: String,
@@ -95,7 +150,12 @@ pub enum ConstructError {
     M1Violated(String),
     /// A random choice kept failing (should be astronomically unlikely).
     #[error("gave up after {attempts} attempts: {what}")]
-    Retries { attempts: u32, what: String },
+    Retries {
+        /// Number of draws made (usually the config's `max_attempts`; 16 for baselines).
+        attempts: u32,
+        /// The random choice that kept failing, e.g. "hash sums injective on distinct multisets".
+        what: String,
+    },
     /// Bad construction options.
     #[error("invalid construction option: {0}")]
     Config(String),
@@ -109,7 +169,12 @@ pub enum ModelError {
     Invalid(String),
     /// Unsupported format version.
     #[error("model format version {got} is not supported (this build reads version {supported})")]
-    Version { got: u32, supported: u32 },
+    Version {
+        /// Version in the file (0 when missing or not a number).
+        got: u32,
+        /// The version this build reads, [`FORMAT_VERSION`](crate::model::FORMAT_VERSION).
+        supported: u32,
+    },
     /// Model and dataset disagree (kind, dimension, length, task).
     #[error("model does not fit the dataset: {0}")]
     Mismatch(String),
@@ -119,5 +184,8 @@ pub enum ModelError {
         "block {block}: softmax over non-equal scores has irrational weights and cannot be \
          evaluated exactly (use hardmax, or the f64 evaluator)"
     )]
-    InexactSoftmax { block: usize },
+    InexactSoftmax {
+        /// 0-based index of the block whose attention cannot be evaluated exactly.
+        block: usize,
+    },
 }

@@ -42,11 +42,17 @@ use std::hash::Hash;
 /// The arithmetic a forward pass needs. Implemented exactly for [`Int`] and
 /// [`RBig`], and approximately for `f64` and `f32`.
 pub trait Num: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static {
+    /// The value 0.
     fn zero() -> Self;
+    /// True when the value is exactly 0.
     fn is_zero(&self) -> bool;
+    /// True when the value is below 0 (the ReLU test).
     fn is_negative(&self) -> bool;
+    /// self += o (rounded for floats).
     fn add_ref(&mut self, o: &Self);
+    /// self −= o (rounded for floats).
     fn sub_ref(&mut self, o: &Self);
+    /// self · o (rounded for floats).
     fn mul_ref(&self, o: &Self) -> Self;
     /// The value of an exact weight in this type, if representable (Int:
     /// integers only; floats: nearest).
@@ -496,7 +502,9 @@ pub struct Pred {
 /// A token value as the embedding sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenValue {
+    /// A token id below the vocabulary size: selects column `id` of W_E.
     Id(u32),
+    /// A vector token of d finite coordinates, multiplied by W_E.
     Vector(Vec<f64>),
 }
 
@@ -508,12 +516,17 @@ pub trait Engine: Sync {
     type Key: Hash + Eq + Send + Sync;
     /// Per-thread scratch space.
     type Scratch: Default + Send;
+    /// The embedded column W_E x + b_E, plus column `pos` (0-based) of P when
+    /// the model has learned positions.
     fn embed(&self, tok: &TokenValue, pos: usize) -> Self::Col;
+    /// Applies the FFN sublayer of `block` (with its residual) to one column in place.
     fn ffn(&self, block: usize, col: &mut Self::Col, scratch: &mut Self::Scratch);
     /// Attention of `block` over all columns of one sequence; returns the
     /// updated `targets` columns (the others are not needed by the caller).
     fn attention(&self, block: usize, cols: &[Self::Col], targets: &[usize]) -> Result<Vec<Self::Col>, ModelError>;
+    /// The output w_oᵀ z + b_o of one final column.
     fn readout(&self, col: &Self::Col) -> Pred;
+    /// The deduplication identity of a column: equal keys mean equal states.
     fn key(&self, col: &Self::Col) -> Self::Key;
     /// The column rounded to f64, for divergence traces.
     fn to_f64(&self, col: &Self::Col) -> Vec<f64>;
@@ -667,7 +680,9 @@ fn attention_field<T: Num>(
 /// A column of the exact engine: integers while everything is integral.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ExactCol {
+    /// All m registers are integers.
     Int(Vec<Int>),
+    /// The m registers as rationals, at least one of them not an integer.
     Rat(Vec<RBig>),
 }
 
@@ -703,6 +718,8 @@ pub struct ExactEngine {
 }
 
 impl ExactEngine {
+    /// Compiles `model` for exact evaluation (integer plans where a block's
+    /// weights are all integers, rational plans otherwise), with tail sharing on.
     pub fn new(model: &Model) -> Self {
         let rat = Compiled::compile(model).expect("rationals represent every weight");
         let ffn_int = model.weights.blocks.iter().map(|b| FfnPlan::compile(&b.ffn, true)).collect();
@@ -890,7 +907,7 @@ impl Engine for ExactEngine {
 
     /// Register-closure sharing. From the split layer `a` on, the shared
     /// registers S are updated only from S registers (checked on the stored
-    /// weights by [`ExactEngine::choose_split`]), so columns whose S values
+    /// weights by `ExactEngine::choose_split`), so columns whose S values
     /// agree at `a` have identical S trajectories: S runs once per group of
     /// such columns, the other registers once per column, reading their
     /// group's S values. The result is exactly the per-column computation.
@@ -992,8 +1009,11 @@ pub trait Float:
     + std::ops::Div<Output = Self>
     + std::ops::Mul<Output = Self>
 {
+    /// The nearest value of this type to `v`.
     fn of_f64(v: f64) -> Self;
+    /// e^self in this type.
     fn exp(self) -> Self;
+    /// The IEEE bit pattern widened to u64 (the column key).
     fn to_bits64(self) -> u64;
 }
 impl Float for f64 {
@@ -1020,6 +1040,7 @@ impl Float for f32 {
 }
 
 impl<F: Float> FloatEngine<F> {
+    /// Compiles `model` with every weight rounded to the nearest `F`.
     pub fn new(model: &Model) -> Self {
         FloatEngine {
             c: Compiled::compile(model).expect("floats round every weight"),
@@ -1084,7 +1105,10 @@ impl<F: Float> Engine for FloatEngine<F> {
 /// Progress reporting for long evaluations (the core does no IO; the CLI
 /// draws bars).
 pub trait Progress: Sync {
+    /// A stage begins (e.g. "token-wise prefix", "attention") with `total`
+    /// work items (columns, sequences or states).
     fn start(&self, _stage: &str, _total: u64) {}
+    /// `n` more items of the current stage are done (called from worker threads).
     fn inc(&self, _n: u64) {}
 }
 
@@ -1094,10 +1118,13 @@ impl Progress for NoProgress {}
 
 /// A dataset prepared for a model: distinct tokens and sequences as indices.
 pub struct Prepared {
+    /// The distinct tokens of the dataset, indexed by the entries of `seqs`.
     pub tokens: Vec<TokenValue>,
+    /// Every example as indices into `tokens`: N rows of n.
     pub seqs: Vec<Vec<u32>>,
     /// Positions whose outputs are claimed (next-token: the last).
     pub needed: Vec<usize>,
+    /// True when the model has learned positions (a column then depends on its position too).
     pub positional: bool,
 }
 
@@ -1148,6 +1175,7 @@ impl Prepared {
 /// Outputs of a pipeline run: `preds[i][j]` is example i's output at
 /// `needed[j]`.
 pub struct RunOutput {
+    /// One row per example (N), one [`Pred`] per entry of [`Prepared::needed`].
     pub preds: Vec<Vec<Pred>>,
     /// Distinct input sequences evaluated through the attention block(s).
     pub distinct_sequences: usize,

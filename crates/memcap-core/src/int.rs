@@ -14,7 +14,9 @@ use dashu_int::IBig;
 /// An exact integer (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Int {
+    /// A value that fits in `i128`.
     Small(i128),
+    /// A value outside the `i128` range (never one that fits; see the invariant).
     Big(IBig),
 }
 

@@ -1,4 +1,4 @@
-//! The model: a fixed-width encoder Transformer (paper-notes §3) with
+//! The model: a fixed-width encoder Transformer (docs/construction.md §3) with
 //! **exact** rational weights, and its versioned JSON file format.
 //!
 //! Columns are tokens; Z ∈ Q^{m×n}.
@@ -69,7 +69,7 @@ pub fn parse_exact(s: &str) -> Result<RBig, String> {
 }
 
 /// Bits needed for one weight: max(bitlen |numerator|, bitlen denominator),
-/// the convention of paper-notes §7.7.
+/// the convention of docs/construction.md §7.7.
 pub fn weight_bits(q: &RBig) -> usize {
     use dashu_int::ops::{BitTest, UnsignedAbs};
     q.numerator().unsigned_abs().bit_len().max(q.denominator().bit_len())
@@ -78,8 +78,11 @@ pub fn weight_bits(q: &RBig) -> usize {
 /// A sparse matrix: `entries` are (row, col, value), zeros never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sparse {
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns.
     pub cols: usize,
+    /// Nonzero entries (row, col, value), 0-based, each position at most once.
     pub entries: Vec<(u32, u32, Exact)>,
 }
 
@@ -120,25 +123,35 @@ impl Sparse {
 /// One attention head: W_Q, W_K, W_V ∈ Q^{s×m}, W_O ∈ Q^{m×s}.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Head {
+    /// Query weights W_Q, s × m.
     pub wq: Sparse,
+    /// Key weights W_K, s × m.
     pub wk: Sparse,
+    /// Value weights W_V, s × m.
     pub wv: Sparse,
+    /// Output weights W_O, m × s.
     pub wo: Sparse,
 }
 
 /// The token-wise FFN sublayer: W_1 ∈ Q^{q×m}, b_1 ∈ Q^q, W_2 ∈ Q^{m×q}, b_2 ∈ Q^m.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ffn {
+    /// First layer W_1, q × m.
     pub w1: Sparse,
+    /// Hidden bias b_1, q × 1.
     pub b1: Sparse,
+    /// Second layer W_2, m × q.
     pub w2: Sparse,
+    /// Output bias b_2, m × 1.
     pub b2: Sparse,
 }
 
 /// One block: attention heads (empty = zero attention) and the FFN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Block {
+    /// The H heads, or none for a zero-attention (identity) sublayer.
     pub heads: Vec<Head>,
+    /// The FFN sublayer.
     pub ffn: Ffn,
 }
 
@@ -147,6 +160,8 @@ pub struct Block {
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum AttentionKind {
+    /// Column-wise softmax; exact evaluation needs equal scores in every column
+    /// (else [`ModelError::InexactSoftmax`]).
     Softmax,
     /// Uniform weight over the maximizing keys (ties averaged).
     Hardmax,
@@ -157,9 +172,15 @@ pub enum AttentionKind {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum InputSpec {
     /// One-hot token ids: W_E has `vocab` columns.
-    Ids { vocab: usize },
+    Ids {
+        /// Vocabulary size V (= d).
+        vocab: usize,
+    },
     /// Real vectors of dimension d.
-    Vectors { d: usize },
+    Vectors {
+        /// Token dimension d.
+        d: usize,
+    },
 }
 
 impl InputSpec {
@@ -176,11 +197,15 @@ impl InputSpec {
 /// parameter count refers to).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// Input kind and embedding input dimension d.
     pub input: InputSpec,
     /// Sequence length n the model was built for (the position table size).
     pub seq_len: usize,
+    /// Positional encoding; `Learned` requires [`Weights::pos`].
     pub positional: Positional,
+    /// Which outputs are read: the last position (next-token) or every position.
     pub task: Task,
+    /// Number of classes C of the dataset it was built for.
     pub num_classes: u32,
     /// Model width m.
     pub width: usize,
@@ -192,6 +217,7 @@ pub struct ModelConfig {
     pub heads: usize,
     /// Head size s.
     pub head_dim: usize,
+    /// Attention normalization σ of every block.
     pub attention: AttentionKind,
     /// Blocks whose attention is not identically zero (all others are the
     /// identity through the residual).
@@ -209,6 +235,7 @@ pub struct Weights {
     pub embed_bias: Sparse,
     /// P ∈ Q^{m×n}; present iff positional = learned.
     pub pos: Option<Sparse>,
+    /// The L blocks, in order.
     pub blocks: Vec<Block>,
     /// w_oᵀ ∈ Q^{1×m}.
     pub readout: Sparse,
@@ -220,21 +247,32 @@ pub struct Weights {
 /// provenance of the construction that produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
+    /// Format tag; must be [`FORMAT`].
     pub format: String,
+    /// Format version; must be [`FORMAT_VERSION`].
     pub version: u32,
+    /// Architecture hyper-parameters.
     pub config: ModelConfig,
+    /// The exact weights.
     pub weights: Weights,
+    /// Provenance (a serialized [`ConstructionInfo`](crate::construct::ConstructionInfo) for
+    /// built models); `null`, and omitted from the JSON, when absent.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub construction: serde_json::Value,
 }
 
-/// Parameter and bit accounting of a model (paper-notes §7.7).
+/// Parameter and bit accounting of a model (docs/construction.md §7.7).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Accounting {
+    /// Number of blocks L (the depth).
     pub blocks: usize,
+    /// Model width m.
     pub width: usize,
+    /// FFN hidden width q.
     pub ffn_width: usize,
+    /// Heads H per block.
     pub heads: usize,
+    /// Head size s.
     pub head_dim: usize,
     /// Every entry of the fixed-width architecture, zeros included.
     pub params_dense: u64,
@@ -359,7 +397,7 @@ impl Model {
         (m * d + m + pos + l * (4 * m * s * h + 2 * m * q + q + m) + m + 1) as u64
     }
 
-    /// Parameters and bits (paper-notes §7.7).
+    /// Parameters and bits (docs/construction.md §7.7).
     pub fn accounting(&self) -> Accounting {
         let c = &self.config;
         let mut nnz = 0u64;
@@ -404,7 +442,7 @@ impl Model {
 }
 
 /// Order-of-magnitude lower bound on parameters for memorizing N next-token
-/// labels, √(N / log2 N) (paper-notes §9.1; constants unknown, so this is a
+/// labels, √(N / log2 N) (docs/construction.md §9.1; constants unknown, so this is a
 /// scale to compare against, not a sharp bound).
 pub fn lower_bound_params(n_examples: usize) -> f64 {
     let n = n_examples.max(2) as f64;

@@ -19,7 +19,9 @@ use serde_json::Value;
 /// Optional overrides for vocabulary size and class count.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ParseOptions {
+    /// Vocabulary size V for token ids; takes precedence over the JSONL header, default max id + 1.
     pub vocab: Option<usize>,
+    /// Number of classes C; takes precedence over the JSONL header, default max(max label + 1, 2).
     pub num_classes: Option<u32>,
 }
 

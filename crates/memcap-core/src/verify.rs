@@ -16,41 +16,55 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arith {
+    /// Exact integers and rationals ([`ExactEngine`]): the only basis for "memorized" claims.
     Exact,
+    /// IEEE f64, weights rounded to nearest ([`FloatEngine`]).
     F64,
+    /// IEEE f32, weights rounded to nearest ([`FloatEngine`]).
     F32,
 }
 
 /// One wrong output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failure {
+    /// 0-based index of the example.
     pub example: usize,
+    /// 1-based source line of the example, when parsed from text.
     pub line: Option<usize>,
     /// 1-based position.
     pub position: usize,
+    /// The label at that position.
     pub expected: u32,
+    /// The model's output as text ([`Pred::value`](eval::Pred::value)).
     pub got: String,
 }
 
 /// The result of one verification run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
+    /// The arithmetic that was run.
     pub arithmetic: Arith,
     /// Examples N.
     pub examples: usize,
     /// Examples with every claimed output equal to its label.
     pub memorized: usize,
-    /// Claimed outputs (N for next-token, nN for seq2seq) and how many match.
+    /// Claimed outputs: N for next-token, nN for seq2seq.
     pub labels_total: usize,
+    /// Claimed outputs equal to their label.
     pub labels_correct: usize,
+    /// Distinct input sequences run through the attention block(s).
     pub distinct_sequences: usize,
+    /// Distinct (token, position) columns run through the pre-attention part
+    /// (tokens only, without positional encoding).
     pub distinct_tokens: usize,
+    /// Distinct column states run through the post-attention part.
     pub distinct_tail_states: usize,
     /// How the post-attention blocks shared work between columns (exact
     /// register-closure sharing), if they did.
     pub sharing: Option<String>,
     /// The first failures (at most 10).
     pub failures: Vec<Failure>,
+    /// Wall-clock time of the run, in seconds (preparing the data included).
     pub seconds: f64,
 }
 
@@ -114,13 +128,17 @@ pub fn verify(model: &Model, ds: &Dataset, arith: Arith, progress: &dyn Progress
 /// Where a float forward pass first differs from the exact one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Divergence {
+    /// 0-based index of the example.
     pub example: usize,
     /// "embedding" or "block b" (0-based).
     pub stage: String,
+    /// Name of the first differing register (its index when unnamed).
     pub register: String,
     /// 1-based position of the column.
     pub position: usize,
+    /// The exact value, "p" or "p/q".
     pub exact: String,
+    /// The float value, widened to f64.
     pub float: f64,
 }
 

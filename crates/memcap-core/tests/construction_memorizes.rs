@@ -1,4 +1,4 @@
-//! R-Thm 1 / R-Thm 2 (paper-notes §5.2) as executable claims: for consistent
+//! R-Thm 1 / R-Thm 2 (docs/construction.md §5.2) as executable claims: for consistent
 //! data, the construction memorizes every example *exactly*, checked by
 //! running the stored weights in exact arithmetic, for both tasks and both
 //! input kinds; plus the differential checks that make the fast verifier

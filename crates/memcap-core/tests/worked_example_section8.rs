@@ -1,4 +1,4 @@
-//! paper-notes §8: the worked example (N = 4, n = 3, d = 2, next-token),
+//! docs/construction.md §8: the worked example (N = 4, n = 3, d = 2, next-token),
 //! with the exact numbers of the reference implementation when the same
 //! projection v = (1, 3), hashes h = (1, 2, 5, 12) and block size ρ = 2 are
 //! forced. M1 must fail (a + e + e = b + c + e as vectors) and M2 must hold.

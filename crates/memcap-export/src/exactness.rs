@@ -177,4 +177,3 @@ pub fn hf_config(model: &Model, fe: &FloatExactness) -> serde_json::Value {
         "memcap_config": c,
     })
 }
-

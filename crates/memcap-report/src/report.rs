@@ -12,9 +12,9 @@
 //! (`{"id","task","result","timing"}`), in any order; output is sorted and
 //! deterministic.
 
-use memcap_sweep::plan::{canonical_json, Task};
-use memcap_core::model::{loglog_slope, lower_bound_params as lower_bound};
 pub use crate::plot::{render_svg, svg_to_png, Plot, Series, PLOT_SIZE};
+use memcap_core::model::{loglog_slope, lower_bound_params as lower_bound};
+use memcap_sweep::plan::{canonical_json, Task};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -435,8 +435,14 @@ fn table(recs: &[Rec]) -> Vec<Row> {
         });
     }
     out.sort_by(|a, b| {
-        (a.seq_len, a.n_seqs, a.vocab, a.num_classes, &a.task, &a.variant)
-            .cmp(&(b.seq_len, b.n_seqs, b.vocab, b.num_classes, &b.task, &b.variant))
+        (a.seq_len, a.n_seqs, a.vocab, a.num_classes, &a.task, &a.variant).cmp(&(
+            b.seq_len,
+            b.n_seqs,
+            b.vocab,
+            b.num_classes,
+            &b.task,
+            &b.variant,
+        ))
     });
     out
 }

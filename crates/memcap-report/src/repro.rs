@@ -71,10 +71,7 @@ pub fn fig2(this: &Fig2Result) -> Result<Rendered, ReproRenderError> {
                 series: this
                     .curves
                     .iter()
-                    .map(|c| Series::data(
-                        name(c),
-                        c.metrics.iter().map(|m| (m.step as f64, m.loss)).collect(),
-                    ))
+                    .map(|c| Series::data(name(c), c.metrics.iter().map(|m| (m.step as f64, m.loss)).collect()))
                     .collect(),
             },
             Plot {
@@ -87,10 +84,7 @@ pub fn fig2(this: &Fig2Result) -> Result<Rendered, ReproRenderError> {
                 series: this
                     .curves
                     .iter()
-                    .map(|c| Series::data(
-                        name(c),
-                        c.metrics.iter().map(|m| (m.step as f64, m.acc)).collect(),
-                    ))
+                    .map(|c| Series::data(name(c), c.metrics.iter().map(|m| (m.step as f64, m.acc)).collect()))
                     .collect(),
             },
         ];
@@ -119,15 +113,16 @@ pub fn size_vs_n(this: &SizeVsNResult) -> Result<Rendered, ReproRenderError> {
                 rep.elapsed_s
             ));
         }
-        let series = |f: &str, y: &dyn Fn(&CapacityReport) -> Option<f64>| Series::data(
-            f,
-            this
-                .rows
-                .iter()
-                .filter(|r| r.family == f)
-                .filter_map(|r| y(&r.report).map(|v| (r.n_seqs as f64, v)))
-                .collect(),
-        );
+        let series = |f: &str, y: &dyn Fn(&CapacityReport) -> Option<f64>| {
+            Series::data(
+                f,
+                this.rows
+                    .iter()
+                    .filter(|r| r.family == f)
+                    .filter_map(|r| y(&r.report).map(|v| (r.n_seqs as f64, v)))
+                    .collect(),
+            )
+        };
         let s = &this.spec;
         let panels = [
             Plot {
@@ -170,18 +165,17 @@ pub fn mlp_vs_transformer(this: &MlpVsTransformerResult) -> Result<Rendered, Rep
                 r.seq_len, r.family, r.width, r.num_params, r.best_acc, r.memorized, r.runs
             ));
         }
-        let series = |f: &str, y: &dyn Fn(&MlpVsTransformerRow) -> f64| Series::data(
-            f,
-            this.rows.iter().filter(|r| r.family == f).map(|r| ((r.seq_len as f64).log2(), y(r))).collect(),
-        );
+        let series = |f: &str, y: &dyn Fn(&MlpVsTransformerRow) -> f64| {
+            Series::data(
+                f,
+                this.rows.iter().filter(|r| r.family == f).map(|r| ((r.seq_len as f64).log2(), y(r))).collect(),
+            )
+        };
         let s = &this.spec;
         let panels = [
             Plot {
                 name: String::new(),
-                title: format!(
-                    "train accuracy at <= {} params, N={} C={}",
-                    s.param_budget, s.n_seqs, s.num_classes
-                ),
+                title: format!("train accuracy at <= {} params, N={} C={}", s.param_budget, s.n_seqs, s.num_classes),
                 x_label: "log2 n".into(),
                 y_label: "best training accuracy".into(),
                 log_log: false,

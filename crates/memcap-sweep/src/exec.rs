@@ -147,7 +147,8 @@ fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {
     let built = construct(&ds, &cfg)?;
     let construct_seconds = t0.elapsed().as_secs_f64();
     let acc = built.model.accounting();
-    let ver = if c.verify { Some(verify(&built.model, &ds, Arith::Exact, &memcap_core::eval::NoProgress)?) } else { None };
+    let ver =
+        if c.verify { Some(verify(&built.model, &ds, Arith::Exact, &memcap_core::eval::NoProgress)?) } else { None };
     let result = json!({
         "examples": ds.len(), "map": built.info.map, "blocks": acc.blocks, "width": acc.width,
         "ffn_width": acc.ffn_width, "params_dense": acc.params_dense, "params_nonzero": acc.params_nonzero,

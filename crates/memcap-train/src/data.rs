@@ -3,7 +3,7 @@
 //! a trained minimum and a construction can be compared on the same dataset.
 //!
 //! Training needs token ids (the embedding is a lookup table); vector inputs
-//! are refused with [`TrainError::VectorInputs`](crate::TrainError::VectorInputs).
+//! are refused with [`crate::TrainError::VectorInputs`].
 
 pub use memcap_core::data::{ConsistencyReport, Dataset, Inputs, Labels, Positional, Task};
 pub use memcap_core::gen::{generate, text_windows, GenConfig, TextData, TextSpec, TextUnit};

@@ -41,4 +41,3 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 pub(crate) fn cfg_err<T>(msg: impl Into<String>) -> Result<T> {
     Err(TrainError::InvalidConfig(msg.into()))
 }
-

@@ -14,7 +14,7 @@
 //! * [`config`]: model/training configs, `validate()`, closed-form
 //!   parameter counts.
 //! * [`model`]: the candle computations (differentiable softmax/LayerNorm).
-//! * [`train`]: AdamW loop, evaluation, metrics, safetensors bytes,
+//! * [`mod@train`]: AdamW loop, evaluation, metrics, safetensors bytes,
 //!   parallel independent runs.
 //! * [`capacity`]: smallest memorizing model, bits per parameter.
 //! * [`repro`]: the paper's experiments as functions returning data; the

@@ -195,7 +195,11 @@ impl Model {
 fn build_transformer(c: &TransformerConfig, init: &mut Init<'_>) -> Result<TransformerParams> {
     let (d, hd) = (c.d_model, c.heads * c.head_dim);
     let embed = init.normal("embed.weight".into(), &[c.vocab, d], 1.0)?;
-    let pos = if c.positional == Positional::Learned { Some(init.normal("pos_embed.weight".into(), &[c.seq_len, d], 1.0)?) } else { None };
+    let pos = if c.positional == Positional::Learned {
+        Some(init.normal("pos_embed.weight".into(), &[c.seq_len, d], 1.0)?)
+    } else {
+        None
+    };
     let mut blocks = Vec::with_capacity(c.blocks);
     for i in 0..c.blocks {
         let p = format!("blocks.{i}");

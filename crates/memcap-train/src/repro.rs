@@ -1,6 +1,5 @@
-//! The three reproductions of issue #3, as library functions returning data
-//! plus JSON, CSV and SVG renderings (the caller writes them, e.g. with
-//! [`crate::run::write_report`]).
+//! The paper's experiments (docs/experiments.md) as library functions
+//! returning data; `memcap_report::repro` draws them (JSON, CSV, SVG, PNG).
 //!
 //! * [`fig2`]: training loss and accuracy curves for `#blocks ∈
 //!   {1,10,20,30,40}` on N = 3000 random sequences (paper Fig. 2 setting;
@@ -119,7 +118,6 @@ pub fn fig2(spec: &Fig2Spec) -> Result<Fig2Result> {
     Ok(Fig2Result { spec: spec.clone(), curves })
 }
 
-
 // ------------------------------------------------------- size vs N -------
 
 /// Settings of [`size_vs_examples`].
@@ -201,7 +199,8 @@ pub struct SizeVsNResult {
 pub fn size_vs_examples(spec: &SizeVsNSpec, on_row: &mut dyn FnMut(&SizeVsNRow)) -> Result<SizeVsNResult> {
     let mut rows = Vec::new();
     for &n_seqs in &spec.n_seqs {
-        let data = generate(&GenConfig::random_ids(n_seqs, spec.seq_len, spec.vocab, spec.num_classes, spec.data_seed))?;
+        let data =
+            generate(&GenConfig::random_ids(n_seqs, spec.seq_len, spec.vocab, spec.num_classes, spec.data_seed))?;
         for (family, cs) in [("transformer", &spec.transformer), ("mlp", &spec.mlp)] {
             let report = capacity_search(cs, &data, &mut |_| {})?;
             let row = SizeVsNRow { n_seqs, family: family.into(), report };
@@ -211,7 +210,6 @@ pub fn size_vs_examples(spec: &SizeVsNSpec, on_row: &mut dyn FnMut(&SizeVsNRow))
     }
     Ok(SizeVsNResult { spec: spec.clone(), rows })
 }
-
 
 // ------------------------------------------------ MLP vs Transformer -----
 
@@ -258,7 +256,12 @@ impl Default for MlpVsTransformerSpec {
             num_classes: 16,
             data_seed: 0,
             param_budget: 12_000,
-            transformer: Family::Transformer { heads: 1, ff_mult: 2.0, positional: Positional::None, layer_norm: false },
+            transformer: Family::Transformer {
+                heads: 1,
+                ff_mult: 2.0,
+                positional: Positional::None,
+                layer_norm: false,
+            },
             transformer_blocks: 1,
             mlp_depth: 1,
             lrs: vec![3e-3, 1e-2],
@@ -366,4 +369,3 @@ pub fn mlp_vs_transformer(
     }
     Ok(MlpVsTransformerResult { spec: spec.clone(), rows })
 }
-

@@ -18,8 +18,7 @@ fn spec(strategy: Strategy) -> CapacitySpec {
 
 #[test]
 fn ascending_search_stops_at_the_first_memorizing_size() {
-    let data = data::generate(&data::GenConfig::random_ids(24, 3, 6, 4, 3))
-    .expect("data");
+    let data = data::generate(&data::GenConfig::random_ids(24, 3, 6, 4, 3)).expect("data");
     let mut seen = Vec::new();
     let r = capacity_search(&spec(Strategy::Ascending), &data, &mut |o| seen.push(o.num_params)).expect("search");
     let best = r.min_params.expect("the widest MLP memorizes 24 examples");
@@ -34,8 +33,7 @@ fn ascending_search_stops_at_the_first_memorizing_size() {
 
 #[test]
 fn bisect_search_returns_a_memorizing_size_from_the_grid() {
-    let data = data::generate(&data::GenConfig::random_ids(24, 3, 6, 4, 3))
-    .expect("data");
+    let data = data::generate(&data::GenConfig::random_ids(24, 3, 6, 4, 3)).expect("data");
     let r = capacity_search(&spec(Strategy::Bisect), &data, &mut |_| {}).expect("search");
     let best = r.best.expect("a size memorizes");
     assert!(best.memorized && best.winner.is_some());
@@ -47,8 +45,7 @@ fn bisect_search_returns_a_memorizing_size_from_the_grid() {
 
 #[test]
 fn empty_grid_is_an_error() {
-    let data = data::generate(&data::GenConfig::random_ids(4, 2, 6, 2, 0))
-    .expect("data");
+    let data = data::generate(&data::GenConfig::random_ids(4, 2, 6, 2, 0)).expect("data");
     let s = CapacitySpec { widths: vec![], ..spec(Strategy::Ascending) };
     assert!(matches!(capacity_search(&s, &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
 }

@@ -1,7 +1,7 @@
 //! Closed-form parameter counts agree with the variables candle allocates.
 
-use memcap_train::model::Model;
 use memcap_train::data::{Inputs, Positional, Task};
+use memcap_train::model::Model;
 use memcap_train::*;
 use rand::SeedableRng;
 
@@ -60,8 +60,7 @@ fn param_count_matches_closed_form_mlp() {
 
 #[test]
 fn exported_weights_use_pytorch_names_and_layouts() {
-    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0))
-    .expect("data");
+    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0)).expect("data");
     let cfg = ModelConfig::Mlp(MlpConfig::for_data(&data, 6, 2));
     let run = train(&cfg, &TrainConfig { max_steps: 1, eval_every: 1, ..TrainConfig::default() }, &data, &mut |_| {})
         .expect("run");
@@ -84,8 +83,7 @@ fn exported_weights_use_pytorch_names_and_layouts() {
 
 #[test]
 fn invalid_configs_are_errors_not_panics() {
-    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0))
-    .expect("data");
+    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0)).expect("data");
     let bad =
         ModelConfig::Transformer(TransformerConfig { heads: 0, ..TransformerConfig::for_data(&data, 4, 1, 8, 1) });
     assert!(matches!(train(&bad, &TrainConfig::default(), &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));

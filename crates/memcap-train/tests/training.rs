@@ -27,8 +27,11 @@ fn two_block_transformer_memorizes_32_random_sequences() {
 #[test]
 fn same_seed_same_metrics() {
     let data = random(48, 6, 12, 5, Task::NextToken, 9);
-    let model =
-        ModelConfig::Transformer(TransformerConfig { layer_norm: true, positional: Positional::Learned, ..tf(&data, 8, 2, 16, 2) });
+    let model = ModelConfig::Transformer(TransformerConfig {
+        layer_norm: true,
+        positional: Positional::Learned,
+        ..tf(&data, 8, 2, 16, 2)
+    });
     let cfg = TrainConfig {
         lr: 5e-3,
         max_steps: 40,
@@ -87,7 +90,8 @@ fn mlp_memorizes_small_random_data_and_eval_agrees() {
 #[test]
 fn seq2seq_transformer_with_positions_memorizes() {
     let data = random(16, 4, 8, 3, Task::Seq2seq, 4);
-    let model = ModelConfig::Transformer(TransformerConfig { positional: Positional::Learned, ..tf(&data, 16, 2, 32, 2) });
+    let model =
+        ModelConfig::Transformer(TransformerConfig { positional: Positional::Learned, ..tf(&data, 16, 2, 32, 2) });
     let cfg = TrainConfig { lr: 1e-2, max_steps: 800, eval_every: 20, seed: 0, ..TrainConfig::default() };
     let run = train(&model, &cfg, &data, &mut |_| {}).expect("training runs");
     assert!(run.summary.memorized, "acc {} seq_acc {}", run.summary.final_acc, run.summary.final_seq_acc);

@@ -3,7 +3,7 @@
 //! inside a Slurm or Kubernetes job), fresh temp folders, output as text.
 #![allow(dead_code)] // each test file uses a subset
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// The binary under test.
@@ -27,13 +27,26 @@ pub fn memcap_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("runs")
 }
 
-/// A fresh, empty folder for one test (each test binary is its own process,
-/// so the pid keeps files from different binaries apart).
-pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("memcap-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh, empty folder for one test, removed when dropped (tests leave
+/// nothing behind). Derefs to its path.
+pub struct Tmp(tempfile::TempDir);
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Tmp {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh temp folder named `memcap-test-NAME-…`.
+pub fn tmpdir(name: &str) -> Tmp {
+    Tmp(tempfile::Builder::new().prefix(&format!("memcap-test-{name}-")).tempdir().expect("temp dir"))
 }
 
 /// A path as &str for argument lists.
