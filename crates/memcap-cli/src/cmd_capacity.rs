@@ -37,15 +37,22 @@ pub struct CapacityArgs {
     /// Transformer: LayerNorm.
     #[arg(long)]
     pub layer_norm: bool,
-    /// Learning rates tried per size.
-    #[arg(long, value_delimiter = ',', default_value = "0.01,0.003")]
+    /// Peak learning rates tried per size (warmup + cosine decay, gradient clipping 1.0).
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.03")]
     pub lrs: Vec<f64>,
     /// Seeds tried per size.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub seeds: Vec<u64>,
-    /// Step budget per run.
-    #[arg(long, default_value_t = 3000)]
+    /// Step budget of a first try.
+    #[arg(long, default_value_t = 2000)]
     pub steps: usize,
+    /// A try whose loss still fell when its budget ran out is re-run with
+    /// doubled steps, up to this many (default 4 × --steps).
+    #[arg(long)]
+    pub steps_cap: Option<usize>,
+    /// When even the largest width fails, double it at most this many times.
+    #[arg(long, default_value_t = 3)]
+    pub max_grow: usize,
     /// Evaluate every this many steps.
     #[arg(long, default_value_t = 100)]
     pub eval_every: usize,
@@ -98,28 +105,55 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
             StrategyArg::Ascending => Strategy::Ascending,
         },
         threads: a.threads,
+        max_steps_cap: a.steps_cap.unwrap_or(4 * a.steps),
+        max_grow: a.max_grow,
     };
     let pb = ProgressBar::new_spinner();
     let report = capacity_search(&spec, &data, &mut |o| {
         pb.println(format!(
-            "  {:>8} params: memorized {:5}  best acc {:.4}  runs {}  {:.1}s",
-            o.num_params, o.memorized, o.best_acc, o.runs, o.elapsed_s
+            "  {:>8} params: memorized {:5}  best acc {:.4}  memorized bits/param {:.3}  runs {}  steps ≤ {}  {:.1}s  ({})",
+            o.num_params,
+            o.memorized,
+            o.best_acc,
+            o.memorized_bits / o.num_params.max(1) as f64,
+            o.runs,
+            o.max_steps_used,
+            o.elapsed_s,
+            o.reason
         ));
     })?;
     pb.finish_and_clear();
-    let mut csv = String::from("params,memorized,best_acc,runs,elapsed_s\n");
+    let mut csv =
+        String::from("params,memorized,best_acc,memorized_bits,under_trained,max_steps_used,runs,elapsed_s\n");
     for o in &report.tested {
-        csv.push_str(&format!("{},{},{},{},{:.2}\n", o.num_params, o.memorized, o.best_acc, o.runs, o.elapsed_s));
+        csv.push_str(&format!(
+            "{},{},{},{:.2},{},{},{},{:.2}\n",
+            o.num_params,
+            o.memorized,
+            o.best_acc,
+            o.memorized_bits,
+            o.under_trained,
+            o.max_steps_used,
+            o.runs,
+            o.elapsed_s
+        ));
     }
     std::fs::create_dir_all(&a.out)?;
     write_atomic(&a.out.join("capacity.csv"), csv.as_bytes())?;
     write_atomic(&a.out.join("capacity.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     match (report.min_params, report.bits_per_param) {
         (Some(p), Some(b)) => println!(
-            "smallest memorizing: {p} params ({b:.3} bits/param; anchors 2.0 Allen-Zhu & Li, 3.6 Morris et al.), {} runs, {:.1}s",
-            report.runs_used, report.elapsed_s
+            "smallest memorizing: {p} params, {b:.3} bits/param (exact threshold); memorized-bits capacity {:.3} bits/param; anchors 2.0 Allen-Zhu & Li, 3.6 Morris et al.; {} runs, {:.1}s",
+            report.memorized_bits_per_param, report.runs_used, report.elapsed_s
         ),
-        _ => println!("no size in the grid memorized ({} runs, {:.1}s)", report.runs_used, report.elapsed_s),
+        _ => println!(
+            "not found: {}; memorized-bits capacity {:.3} bits/param ({} runs, {:.1}s)",
+            report.reason, report.memorized_bits_per_param, report.runs_used, report.elapsed_s
+        ),
+    }
+    println!("{}", report.reason);
+    if report.under_trained {
+        println!("under_trained: the step budget limited this answer (raise --steps or --steps-cap)");
     }
     Ok(if report.min_params.is_some() { Outcome::Ok } else { Outcome::NotMemorized })
 }

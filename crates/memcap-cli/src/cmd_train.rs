@@ -18,9 +18,18 @@ pub enum ModelKind {
 /// Optimizer and schedule.
 #[derive(Args, Debug, Clone)]
 pub struct ScheduleArgs {
-    /// AdamW learning rate.
-    #[arg(long, default_value_t = 3e-3)]
+    /// AdamW peak learning rate.
+    #[arg(long, default_value_t = 1e-2)]
     pub lr: f64,
+    /// Learning-rate schedule: linear warmup then cosine decay to 0, or constant.
+    #[arg(long, value_enum, default_value = "warmup-cosine")]
+    pub schedule: ScheduleKind,
+    /// Fraction of the step budget spent in linear warmup (warmup-cosine).
+    #[arg(long, default_value_t = 0.05)]
+    pub warmup: f64,
+    /// Clip the global gradient norm to this value (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub grad_clip: f64,
     /// AdamW decoupled weight decay.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
@@ -41,10 +50,25 @@ pub struct ScheduleArgs {
     pub no_stop: bool,
 }
 
+/// `--schedule` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScheduleKind {
+    /// Linear warmup over --warmup of the budget, then cosine decay to 0.
+    WarmupCosine,
+    /// The same learning rate at every step.
+    Constant,
+}
+
 impl ScheduleArgs {
     pub fn config(&self) -> TrainConfig {
         TrainConfig {
             lr: self.lr,
+            schedule: match self.schedule {
+                ScheduleKind::WarmupCosine => memcap_train::Schedule::WarmupCosine,
+                ScheduleKind::Constant => memcap_train::Schedule::Constant,
+            },
+            warmup_frac: self.warmup,
+            grad_clip: (self.grad_clip != 0.0).then_some(self.grad_clip),
             weight_decay: self.weight_decay,
             batch_size: self.batch_size,
             max_steps: self.steps,
@@ -152,15 +176,19 @@ pub fn train(a: TrainArgs) -> Result<Outcome> {
     }
     write_run(&a.out, &run)?;
     let s = &run.summary;
+    let capacity = match s.bits_per_param {
+        Some(b) => format!("memorized: {b:.3} bits/param (exact threshold)"),
+        None => format!("not memorized ({})", s.stop_reason),
+    };
     println!(
-        "{}: {} params, {} steps, loss {:.4}, acc {:.4}, memorized {}, {:.3} bits/param -> {}",
+        "{}: {} params, {} steps, loss {:.4}, acc {:.4}, {capacity}; memorized bits {:.0} ({:.3}/param) -> {}",
         s.family,
         s.num_params,
         s.steps,
         s.final_loss,
         s.final_acc,
-        s.memorized,
-        s.bits_per_param,
+        s.memorized_bits,
+        s.memorized_bits_per_param,
         a.out.display()
     );
     Ok(if s.memorized { Outcome::Ok } else { Outcome::NotMemorized })

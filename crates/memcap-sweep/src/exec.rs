@@ -197,7 +197,9 @@ fn run_train(c: &TrainTask) -> Result<TaskOutput, SweepError> {
         "model": r.config.model, "num_params": s.num_params, "memorized": s.memorized, "steps": s.steps,
         "final_loss": s.final_loss, "final_acc": s.final_acc, "final_seq_acc": s.final_seq_acc,
         "first_memorized_step": s.first_memorized_step, "diverged": s.diverged,
-        "label_bits": data.label_bits(), "bits_per_param": s.bits_per_param, "metrics": metrics,
+        "label_bits": data.label_bits(), "bits_per_param": s.bits_per_param, "memorized_bits": s.memorized_bits,
+        "memorized_bits_per_param": s.memorized_bits_per_param, "under_trained": s.under_trained,
+        "stop_reason": s.stop_reason, "metrics": metrics,
     });
     Ok(TaskOutput { result, timing: json!({"seconds": s.elapsed_s}) })
 }
@@ -225,15 +227,23 @@ fn run_capacity(c: &CapacityTask) -> Result<TaskOutput, SweepError> {
         },
         strategy: if c.strategy == "ascending" { Strategy::Ascending } else { Strategy::Bisect },
         threads: c.threads,
+        max_steps_cap: c.steps_cap.unwrap_or(4 * c.steps).max(c.steps),
+        max_grow: c.max_grow,
     };
     let rep = capacity_search(&spec, &data, &mut |_| {})?;
     let tested: Vec<Value> = rep
         .tested
         .iter()
-        .map(|o| json!({"num_params": o.num_params, "memorized": o.memorized, "best_acc": o.best_acc, "runs": o.runs, "winner": o.winner}))
+        .map(|o| {
+            json!({"num_params": o.num_params, "memorized": o.memorized, "best_acc": o.best_acc, "runs": o.runs,
+                         "winner": o.winner, "under_trained": o.under_trained, "max_steps_used": o.max_steps_used,
+                         "memorized_bits": o.memorized_bits})
+        })
         .collect();
     let result = json!({
+        "status": rep.status, "reason": rep.reason, "under_trained": rep.under_trained, "axis": rep.axis,
         "min_params": rep.min_params, "bits_per_param": rep.bits_per_param, "label_bits": data.label_bits(),
+        "memorized_bits_per_param": rep.memorized_bits_per_param, "best_acc": rep.best_acc,
         "best_model": rep.best.as_ref().map(|b| &b.model), "candidates": rep.candidates, "runs_used": rep.runs_used,
         "tested": tested,
     });

@@ -150,6 +150,9 @@ fn d_auto() -> String {
 fn d_transformer() -> String {
     "transformer".into()
 }
+fn d_grow() -> usize {
+    3
+}
 fn d_bisect() -> String {
     "bisect".into()
 }
@@ -279,6 +282,13 @@ pub struct CapacityTask {
     /// `bisect` or `ascending`.
     #[serde(default = "d_bisect")]
     pub strategy: String,
+    /// Under-trained tries are re-run with doubled steps up to this many
+    /// (default 4 × steps).
+    #[serde(default)]
+    pub steps_cap: Option<usize>,
+    /// Doublings of the largest size when it fails (default 3).
+    #[serde(default = "d_grow")]
+    pub max_grow: usize,
     /// Parallel trainings inside this task.
     #[serde(default = "d_1")]
     pub threads: usize,

@@ -30,6 +30,8 @@ fn main() -> Result<()> {
         train: TrainConfig { max_steps: steps, eval_every: 100, ..TrainConfig::default() },
         strategy: Strategy::Bisect,
         threads: 2,
+        max_steps_cap: 4 * steps,
+        max_grow: 2,
     };
     let t = std::time::Instant::now();
     let report = capacity_search(&spec, &data, &mut |o| {

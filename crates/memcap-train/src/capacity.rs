@@ -1,22 +1,29 @@
 //! Capacity search: the smallest model of a family that training drives to
-//! 100% training accuracy within a step budget.
+//! 100% training accuracy, with a budget that says when it was cut.
 //!
 //! Candidates are the product `blocks × widths` of a family, sorted by
-//! parameter count (duplicates by count dropped). Each candidate size gets a
-//! few tries (learning rates × seeds), run `threads` at a time in parallel;
-//! a size *memorizes* if any try does, and the remaining tries of that size
-//! are skipped. Two strategies:
+//! parameter count (duplicates by count dropped); the size axis (width,
+//! blocks or both) is recorded. Each size gets a seeded learning-rate search
+//! (`lrs × seeds`, `threads` at a time); a size *memorizes* if any try does.
+//! A try whose loss was still falling when its step budget ran out
+//! (`under_trained`) is run again with twice the steps, up to `max_steps_cap`.
 //!
-//! * `Ascending`: test sizes smallest first and stop at the first that
-//!   memorizes — exact for the grid, but may use many runs.
-//! * `Bisect`: binary search over the sorted sizes, assuming memorization is
-//!   monotone in size (it is not guaranteed for gradient descent — a larger
-//!   model can fail where a smaller one succeeded — so the answer is "a
-//!   memorizing size whose next-smaller *tested* neighbour failed").
+//! The search never returns a silent null:
 //!
-//! The report gives the minimum parameters and bits per parameter
-//! `label_bits / params`, with the anchors ≈2 (Allen-Zhu & Li 2024) and
-//! ≈3.6 (Morris et al. 2025) bits/param for comparison.
+//! 1. The largest size is tested first. If it fails, the grid grows (the
+//!    largest width, or block count, doubles) until a size memorizes or the
+//!    growth cap `max_grow` is reached; then the report says `not_found`,
+//!    with the best accuracy and whether the budget was the limit.
+//! 2. With a memorizing upper bound, `Bisect` searches only inside the
+//!    bracket (largest known failure, smallest known success]; `Ascending`
+//!    tests sizes smallest first. Gradient descent is not monotone in size,
+//!    so the answer is "a memorizing size whose next-smaller tested neighbour
+//!    failed".
+//!
+//! Two capacity metrics are reported: the exact-threshold bits per parameter
+//! `label_bits / min_params` (null when nothing memorized) and the memorized
+//! bits (Morris et al. 2025) of the best try of every size. Anchors: ≈2
+//! (Allen-Zhu & Li 2024) and ≈3.6 (Morris et al. 2025) bits/param.
 
 use std::time::Instant;
 
@@ -70,6 +77,19 @@ impl Family {
     }
 }
 
+/// Which dimension of the model the search varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SizeAxis {
+    /// `d_model` (Transformer) or hidden width (MLP), blocks fixed.
+    Width,
+    /// Number of blocks (Transformer) or hidden layers (MLP), width fixed
+    /// (the paper's Figure 2 axis).
+    Blocks,
+    /// Both at once (the product grid).
+    Both,
+}
+
 /// Search strategy over the sorted candidate sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -99,6 +119,13 @@ pub struct CapacitySpec {
     pub strategy: Strategy,
     /// Parallel trainings (one thread each).
     pub threads: usize,
+    /// A try cut by its budget while the loss still fell is re-run with
+    /// doubled steps up to this many steps (`train.max_steps` = no doubling).
+    #[serde(default)]
+    pub max_steps_cap: usize,
+    /// When even the largest size fails, double it at most this many times.
+    #[serde(default)]
+    pub max_grow: usize,
 }
 
 /// Result of testing one size.
@@ -116,6 +143,19 @@ pub struct SizeOutcome {
     pub runs: usize,
     /// `(lr, seed, steps)` of the first memorizing try.
     pub winner: Option<(f64, u64, usize)>,
+    /// Largest memorized bits (Morris et al. 2025) over the tries.
+    #[serde(default)]
+    pub memorized_bits: f64,
+    /// The size failed and its best try was still improving when the step
+    /// cap was reached: more steps might memorize.
+    #[serde(default)]
+    pub under_trained: bool,
+    /// Largest step budget any try of this size used.
+    #[serde(default)]
+    pub max_steps_used: usize,
+    /// Why this size stopped (memorized, plateau, step cap).
+    #[serde(default)]
+    pub reason: String,
     /// Wall-clock seconds spent on this size.
     pub elapsed_s: f64,
 }
@@ -127,10 +167,26 @@ pub struct CapacityReport {
     pub data: DataSummary,
     /// The search.
     pub spec: CapacitySpec,
+    /// `found` (a memorizing size whose next-smaller tested size failed) or
+    /// `not_found` (nothing memorized up to the growth cap).
+    pub status: String,
+    /// Why the search ended the way it did, in words.
+    pub reason: String,
+    /// The answer may be limited by the step budget: a size below the
+    /// minimum (or, with `not_found`, the largest size) was still improving
+    /// when its step cap was reached.
+    pub under_trained: bool,
+    /// The size axis searched.
+    pub axis: SizeAxis,
     /// Smallest memorizing parameter count found (None: none of the sizes).
     pub min_params: Option<usize>,
-    /// `label_bits / min_params`.
+    /// Exact-threshold capacity: `label_bits / min_params` (None with `not_found`).
     pub bits_per_param: Option<f64>,
+    /// Memorized-bits capacity: the largest memorized bits per parameter of
+    /// any tested size (Morris et al. 2025).
+    pub memorized_bits_per_param: f64,
+    /// Best training accuracy of any tested size.
+    pub best_acc: f64,
     /// The smallest memorizing size.
     pub best: Option<SizeOutcome>,
     /// Every tested size, in test order.
@@ -159,6 +215,8 @@ impl Default for CapacitySpec {
             train: TrainConfig { max_steps: 3000, eval_every: 100, ..TrainConfig::default() },
             strategy: Strategy::Bisect,
             threads: 2,
+            max_steps_cap: 3000,
+            max_grow: 0,
         }
     }
 }
@@ -197,31 +255,77 @@ impl CapacitySpec {
     }
 }
 
-/// Test one size: tries `lrs × seeds`, `threads` at a time, stopping after
-/// the first batch of tries that contains a memorizing run.
+impl CapacitySpec {
+    /// The axis the grid varies: blocks, width or both.
+    pub fn axis(&self) -> SizeAxis {
+        match (self.blocks.len() > 1, self.widths.len() > 1) {
+            (true, true) => SizeAxis::Both,
+            (true, false) => SizeAxis::Blocks,
+            _ => SizeAxis::Width,
+        }
+    }
+
+    /// The grid after doubling its largest size along the axis (widths for
+    /// `Width` and `Both`, blocks for `Blocks`).
+    fn grown(&self) -> CapacitySpec {
+        let mut g = self.clone();
+        match self.axis() {
+            SizeAxis::Blocks => g.blocks.push(2 * self.blocks.iter().copied().max().unwrap_or(1)),
+            _ => g.widths.push(2 * self.widths.iter().copied().max().unwrap_or(1)),
+        }
+        g
+    }
+}
+
+/// Test one size: the learning-rate × seed tries, `threads` at a time, until
+/// one memorizes. Tries cut by their budget while the loss still fell are
+/// re-run with doubled steps up to `spec.max_steps_cap`.
 pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Result<SizeOutcome> {
     let start = Instant::now();
-    let mut tries = Vec::new();
+    let mut pending: Vec<Job> = Vec::new();
     for &seed in &spec.seeds {
         for &lr in &spec.lrs {
-            tries.push(Job { model: model.clone(), train: TrainConfig { lr, seed, ..spec.train.clone() } });
+            pending.push(Job { model: model.clone(), train: TrainConfig { lr, seed, ..spec.train.clone() } });
         }
     }
-    let (mut runs, mut best_acc, mut winner) = (0, 0.0f64, None);
-    for chunk in tries.chunks(spec.threads) {
-        let results = train_many(chunk, data, spec.threads)?;
-        for (job, r) in chunk.iter().zip(results) {
-            let r = r?;
-            runs += 1;
-            best_acc = best_acc.max(r.summary.final_acc);
-            if r.summary.memorized && winner.is_none() {
-                winner = Some((job.train.lr, job.train.seed, r.summary.steps));
+    let cap = spec.max_steps_cap.max(spec.train.max_steps);
+    let (mut runs, mut best_acc, mut winner, mut bits) = (0, 0.0f64, None, 0.0f64);
+    let (mut max_steps_used, mut still_falling, mut last_reason) = (0, false, String::new());
+    while !pending.is_empty() && winner.is_none() {
+        let mut retry = Vec::new();
+        still_falling = false;
+        for chunk in pending.chunks(spec.threads.max(1)) {
+            let results = train_many(chunk, data, spec.threads)?;
+            for (job, r) in chunk.iter().zip(results) {
+                let r = r?;
+                runs += 1;
+                max_steps_used = max_steps_used.max(job.train.max_steps);
+                best_acc = best_acc.max(r.summary.final_acc);
+                bits = bits.max(r.summary.memorized_bits);
+                if r.summary.memorized && winner.is_none() {
+                    winner = Some((job.train.lr, job.train.seed, r.summary.steps));
+                }
+                if r.summary.under_trained {
+                    still_falling = true;
+                    if job.train.max_steps * 2 <= cap {
+                        let train = TrainConfig { max_steps: job.train.max_steps * 2, ..job.train.clone() };
+                        retry.push(Job { model: job.model.clone(), train });
+                    }
+                }
+                last_reason = r.summary.stop_reason.clone();
+            }
+            if winner.is_some() {
+                break;
             }
         }
-        if winner.is_some() {
-            break;
-        }
+        pending = retry;
     }
+    let under_trained = winner.is_none() && still_falling;
+    let reason = match winner {
+        Some((lr, seed, steps)) => format!("memorized (lr {lr}, seed {seed}, step {steps})"),
+        None if under_trained => format!("step cap {cap} reached while the loss still fell ({last_reason})"),
+        None => format!("every try plateaued below 100% ({last_reason})"),
+    };
     Ok(SizeOutcome {
         model: model.clone(),
         num_params: model.num_params(),
@@ -229,12 +333,21 @@ pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Re
         best_acc,
         runs,
         winner,
+        memorized_bits: bits,
+        under_trained,
+        max_steps_used,
+        reason,
         elapsed_s: start.elapsed().as_secs_f64(),
     })
 }
 
 /// Find the smallest memorizing size; `on_size` is told about every tested
-/// size as soon as it is done (for progress output).
+/// size as soon as it is done (for progress output). See the module docs for
+/// the growth and bracketing rules.
+///
+/// # Errors
+/// Invalid specs (empty grids, bad schedules), data that does not fit the
+/// family, candle failures.
 pub fn capacity_search(
     spec: &CapacitySpec,
     data: &Dataset,
@@ -243,51 +356,98 @@ pub fn capacity_search(
     spec.validate()?;
     data.validate()?;
     let start = Instant::now();
-    let cands = spec.candidates(data)?;
+    let mut grid = spec.clone();
+    let mut cands = grid.candidates(data)?;
     let mut tested: Vec<SizeOutcome> = Vec::new();
-    let mut run = |i: usize, tested: &mut Vec<SizeOutcome>| -> Result<bool> {
-        let o = test_size(&cands[i], spec, data)?;
+    let mut test = |m: &ModelConfig, tested: &mut Vec<SizeOutcome>| -> Result<bool> {
+        if let Some(o) = tested.iter().find(|o| o.num_params == m.num_params()) {
+            return Ok(o.memorized);
+        }
+        let o = test_size(m, spec, data)?;
         on_size(&o);
-        let m = o.memorized;
+        let ok = o.memorized;
         tested.push(o);
-        Ok(m)
+        Ok(ok)
     };
-    let mut best_idx = None;
-    match spec.strategy {
-        Strategy::Ascending => {
-            for i in 0..cands.len() {
-                if run(i, &mut tested)? {
-                    best_idx = Some(i);
-                    break;
+    // 1. An upper bound: the largest size, grown while it fails.
+    let mut grows = 0;
+    let mut upper = loop {
+        let top = cands.len() - 1;
+        if test(&cands[top], &mut tested)? {
+            break Some(top);
+        }
+        if grows >= spec.max_grow {
+            break None;
+        }
+        grid = grid.grown();
+        cands = grid.candidates(data)?;
+        grows += 1;
+    };
+    // 2. Search inside the bracket.
+    if let Some(u) = upper {
+        match spec.strategy {
+            Strategy::Ascending => {
+                for (i, c) in cands.iter().enumerate().take(u) {
+                    if test(c, &mut tested)? {
+                        upper = Some(i);
+                        break;
+                    }
                 }
             }
-        }
-        Strategy::Bisect => {
-            // Invariant: every index < lo is believed to fail; best_idx (if
-            // any) memorizes. Start by checking the largest size so that a
-            // hopeless grid costs one size, not log K.
-            let (mut lo, mut hi) = (0usize, cands.len());
-            while lo < hi {
-                let mid = if best_idx.is_none() && tested.is_empty() { hi - 1 } else { lo + (hi - lo) / 2 };
-                if run(mid, &mut tested)? {
-                    best_idx = Some(mid);
-                    hi = mid;
-                } else {
-                    if best_idx.is_none() && mid == cands.len() - 1 {
-                        break; // even the largest size fails
+            Strategy::Bisect => {
+                // Invariant: cands[hi] memorizes; every index < lo is believed to fail.
+                let (mut lo, mut hi) = (0usize, u);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if test(&cands[mid], &mut tested)? {
+                        hi = mid;
+                    } else {
+                        lo = mid + 1;
                     }
-                    lo = mid + 1;
                 }
+                upper = Some(hi);
             }
         }
     }
-    let best = best_idx.and_then(|i| tested.iter().find(|o| o.num_params == cands[i].num_params()).cloned());
+    let best = upper.and_then(|i| tested.iter().find(|o| o.num_params == cands[i].num_params()).cloned());
     let min_params = best.as_ref().map(|b| b.num_params);
+    let below_cut = tested.iter().filter(|o| min_params.is_none_or(|p| o.num_params < p)).any(|o| o.under_trained);
+    let top = cands.last().map_or(0, ModelConfig::num_params);
+    let best_acc = tested.iter().map(|o| o.best_acc).fold(0.0, f64::max);
+    let (status, reason) = match min_params {
+        Some(p) => (
+            "found",
+            format!(
+                "{p} params memorize{}; {}",
+                if grows > 0 { format!(" (grid grown {grows}×)") } else { String::new() },
+                if below_cut {
+                    "a smaller size was still improving at its step cap: the minimum may be lower with more steps"
+                } else {
+                    "every smaller tested size plateaued"
+                }
+            ),
+        ),
+        None => (
+            "not_found",
+            format!(
+                "no size up to {top} params memorized (grid grown {grows}× of at most {}); best accuracy {best_acc:.4}{}",
+                spec.max_grow,
+                if below_cut { "; the step cap cut runs that were still improving" } else { "" }
+            ),
+        ),
+    };
+    let bits_pp = tested.iter().map(|o| o.memorized_bits / o.num_params.max(1) as f64).fold(0.0, f64::max);
     Ok(CapacityReport {
         data: DataSummary::of(data),
         spec: spec.clone(),
+        status: status.into(),
+        reason,
+        under_trained: below_cut,
+        axis: spec.axis(),
         min_params,
         bits_per_param: min_params.map(|p| crate::bits_per_param(data.label_bits(), p)),
+        memorized_bits_per_param: bits_pp,
+        best_acc,
         best,
         runs_used: tested.iter().map(|o| o.runs).sum(),
         tested,

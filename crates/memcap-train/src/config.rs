@@ -238,8 +238,19 @@ impl ModelConfig {
 /// Optimizer and schedule of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// AdamW learning rate (constant).
+    /// AdamW peak learning rate (the constant rate with `Schedule::Constant`).
     pub lr: f64,
+    /// Learning-rate schedule: linear warmup then cosine decay to 0
+    /// (default), or constant.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Fraction of `max_steps` spent in linear warmup (warmup-cosine only), in [0, 1).
+    #[serde(default = "default_warmup")]
+    pub warmup_frac: f64,
+    /// Clip the global gradient L2 norm to this value before every update
+    /// (`None`: no clipping).
+    #[serde(default = "default_clip")]
+    pub grad_clip: Option<f64>,
     /// Decoupled weight decay (0 by default: decay fights memorization).
     #[serde(default)]
     pub weight_decay: f64,
@@ -266,6 +277,25 @@ pub struct TrainConfig {
     pub stop_when_memorized: bool,
 }
 
+/// Learning-rate schedule of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// Linear warmup from 0 over `warmup_frac · max_steps` steps, then cosine
+    /// decay from `lr` to 0 at `max_steps` (the standard recipe; constant
+    /// rates oscillate near memorization).
+    #[default]
+    WarmupCosine,
+    /// `lr` at every step.
+    Constant,
+}
+
+fn default_warmup() -> f64 {
+    0.05
+}
+fn default_clip() -> Option<f64> {
+    Some(1.0)
+}
 fn default_beta1() -> f64 {
     0.9
 }
@@ -282,7 +312,10 @@ fn default_true() -> bool {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            lr: 3e-3,
+            lr: 1e-2,
+            schedule: Schedule::WarmupCosine,
+            warmup_frac: default_warmup(),
+            grad_clip: default_clip(),
             weight_decay: 0.0,
             beta1: default_beta1(),
             beta2: default_beta2(),
@@ -297,10 +330,40 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The learning rate of update `step` (1-based, `1..=max_steps`).
+    ///
+    /// Warmup-cosine: `lr · step / W` for `step ≤ W = ⌈warmup_frac · max_steps⌉`,
+    /// then `lr · ½ (1 + cos(π (step − W) / (max_steps − W)))`, which is 0 at
+    /// `max_steps`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::WarmupCosine => {
+                let total = self.max_steps.max(1);
+                let warm = ((self.warmup_frac * total as f64).ceil() as usize).min(total);
+                if step <= warm {
+                    self.lr * step as f64 / warm.max(1) as f64
+                } else {
+                    let span = (total - warm).max(1) as f64;
+                    let progress = ((step - warm) as f64 / span).min(1.0);
+                    self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                }
+            }
+        }
+    }
+
     /// Reject schedules that cannot run.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return cfg_err("train: lr must be positive and finite");
+            return cfg_err(format!("train: learning rate (--lr) must be positive and finite, got {}", self.lr));
+        }
+        if !(self.warmup_frac.is_finite() && (0.0..1.0).contains(&self.warmup_frac)) {
+            return cfg_err(format!("train: warmup fraction (--warmup) must be in [0, 1), got {}", self.warmup_frac));
+        }
+        if let Some(c) = self.grad_clip {
+            if !(c.is_finite() && c > 0.0) {
+                return cfg_err(format!("train: gradient clipping (--grad-clip) must be positive and finite, got {c}"));
+            }
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return cfg_err("train: weight_decay must be >= 0");
@@ -314,8 +377,11 @@ impl TrainConfig {
         if self.batch_size == Some(0) {
             return cfg_err("train: batch_size must be positive");
         }
-        if self.max_steps == 0 || self.eval_every == 0 {
-            return cfg_err("train: max_steps and eval_every must be positive");
+        if self.max_steps == 0 {
+            return cfg_err("train: the step budget (--steps) must be at least 1");
+        }
+        if self.eval_every == 0 {
+            return cfg_err("train: --eval-every must be at least 1");
         }
         Ok(())
     }

@@ -62,10 +62,13 @@ pub mod model;
 pub mod repro;
 pub mod train;
 
-pub use config::{MlpConfig, ModelConfig, TrainConfig, TransformerConfig};
+pub use config::{MlpConfig, ModelConfig, Schedule, TrainConfig, TransformerConfig};
 pub use data::Dataset;
 pub use error::{Result, TrainError};
-pub use train::{evaluate, gradient_norms, train, train_many, Job, Metric, Progress, RunResult, RunSummary};
+pub use train::{
+    evaluate, gradient_norms, memorized_bits_of, train, train_many, Evaluation, Job, Metric, Progress, RunResult,
+    RunSummary,
+};
 
 /// Make candle's CPU ops single-threaded for the rest of the process (see
 /// the crate docs, "Threading"). Idempotent; every training entry point

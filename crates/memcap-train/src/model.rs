@@ -10,7 +10,7 @@
 //! Shapes: `b` batch, `n` sequence length, `d` model width, `h` heads,
 //! `dh` head width, `C` classes, `V` vocabulary.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{Device, Tensor, Var, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -359,9 +359,4 @@ fn mlp_forward(m: &MlpParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Re
         Task::NextToken => Ok(x),
         Task::Seq2seq => Ok(x.reshape((b * n, c.num_classes))?),
     }
-}
-
-/// Argmax over the last dim of `logits [M, C]` as u32 ids.
-pub(crate) fn argmax(logits: &Tensor) -> Result<Vec<u32>> {
-    Ok(logits.argmax(D::Minus1)?.to_dtype(DType::U32)?.to_vec1::<u32>()?)
 }

@@ -158,6 +158,8 @@ impl Default for SizeVsNSpec {
                 train: train.clone(),
                 strategy: Strategy::Bisect,
                 threads: 2,
+                max_steps_cap: 4 * 1500,
+                max_grow: 3,
             },
             mlp: CapacitySpec {
                 family: Family::Mlp,
@@ -168,6 +170,8 @@ impl Default for SizeVsNSpec {
                 train,
                 strategy: Strategy::Bisect,
                 threads: 2,
+                max_steps_cap: 4 * 1500,
+                max_grow: 3,
             },
         }
     }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::data::{token_ids, Dataset, Labels, Task};
 use crate::error::Result;
-use crate::model::{argmax, cross_entropy, Model, NamedWeights};
+use crate::model::{cross_entropy, Model, NamedWeights};
 
 /// One evaluation record (a line of `metrics.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,8 +40,32 @@ pub struct Metric {
     pub seq_acc: f64,
     /// Loss of the last minibatch before this evaluation (NaN at step 0).
     pub batch_loss: f64,
+    /// Memorized bits (Morris et al. 2025): Σ over targets of
+    /// max(0, log2 C + log2 p(y | x)); 0 for uniform predictions, targets·log2 C
+    /// for one-hot-correct ones.
+    #[serde(default)]
+    pub memorized_bits: f64,
     /// Seconds since the start of training.
     pub elapsed_s: f64,
+}
+
+/// What one exact evaluation pass over the training set measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy (nats) over all targets.
+    pub loss: f64,
+    /// Fraction of targets whose label has the strictly largest logit.
+    pub acc: f64,
+    /// Fraction of sequences with every target correct.
+    pub seq_acc: f64,
+    /// Σ max(0, log2 C + log2 p(y | x)) over targets, in bits.
+    pub memorized_bits: f64,
+}
+
+/// Memorized bits of one target (Morris et al. 2025): `max(0, log2 C + log2 p)`,
+/// where `log_p` is the natural log of the probability of the label.
+pub fn memorized_bits_of(log_p: f64, num_classes: usize) -> f64 {
+    ((num_classes as f64).log2() + log_p / std::f64::consts::LN_2).max(0.0)
 }
 
 /// Size and kind of the dataset a run used.
@@ -91,14 +115,25 @@ pub struct RunSummary {
     pub final_acc: f64,
     /// Final sequence accuracy.
     pub final_seq_acc: f64,
-    /// 100% training accuracy at the final evaluation.
+    /// 100% training accuracy at the final evaluation (exact argmax pass).
     pub memorized: bool,
     /// First evaluated step with 100% accuracy.
     pub first_memorized_step: Option<usize>,
     /// Loss became NaN/inf; training stopped.
     pub diverged: bool,
-    /// Label bits / parameters (meaningful when memorized).
-    pub bits_per_param: f64,
+    /// Exact-threshold capacity: label bits / parameters, only for a run that
+    /// memorized (`null` otherwise; `final_acc` says how far it got).
+    pub bits_per_param: Option<f64>,
+    /// Memorized bits at the final evaluation (see [`Metric::memorized_bits`]).
+    pub memorized_bits: f64,
+    /// `memorized_bits / num_params`.
+    pub memorized_bits_per_param: f64,
+    /// The run did not memorize and its loss was still falling when the step
+    /// budget ran out (see `under_trained_reason`).
+    pub under_trained: bool,
+    /// Why the run counts as under-trained, or why not (plateau, memorized,
+    /// diverged).
+    pub stop_reason: String,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
 }
@@ -224,22 +259,33 @@ impl AdamW {
         Ok(AdamW { cfg: cfg.clone(), t: 0, state })
     }
 
-    fn step(&mut self, model: &Model, grads: &candle_core::backprop::GradStore) -> Result<()> {
+    /// One update with learning rate `lr`, after clipping the global
+    /// gradient norm to `cfg.grad_clip`.
+    fn step(&mut self, model: &Model, grads: &candle_core::backprop::GradStore, lr: f64) -> Result<()> {
         self.t += 1;
         let c = &self.cfg;
+        let gs: Vec<Option<Vec<f32>>> = model
+            .vars()
+            .iter()
+            .map(|nv| grads.get(nv.var.as_tensor()).map(|g| g.flatten_all()?.to_vec1::<f32>()).transpose())
+            .collect::<std::result::Result<_, _>>()?;
+        let norm = gs.iter().flatten().flat_map(|g| g.iter()).map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+        let scale = match c.grad_clip {
+            Some(max) if norm > max => (max / (norm + 1e-6)) as f32,
+            _ => 1.0,
+        };
         let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
         let bc1 = 1.0 - c.beta1.powi(self.t);
         let bc2 = 1.0 - c.beta2.powi(self.t);
-        let decay = 1.0 - (c.lr * c.weight_decay) as f32;
+        let decay = 1.0 - (lr * c.weight_decay) as f32;
         // Fold the bias corrections into the step size (same as PyTorch).
-        let step_size = (c.lr / bc1) as f32;
+        let step_size = (lr / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         let eps = c.eps as f32;
-        for (nv, (theta, m, v)) in model.vars().iter().zip(self.state.iter_mut()) {
-            let Some(g) = grads.get(nv.var.as_tensor()) else { continue };
-            let g = g.flatten_all()?.to_vec1::<f32>()?;
+        for ((nv, (theta, m, v)), g) in model.vars().iter().zip(self.state.iter_mut()).zip(&gs) {
+            let Some(g) = g else { continue };
             for i in 0..theta.len() {
-                let gi = g[i];
+                let gi = g[i] * scale;
                 m[i] = b1 * m[i] + (1.0 - b1) * gi;
                 v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
                 theta[i] = theta[i] * decay - step_size * m[i] / (v[i].sqrt() / bc2_sqrt + eps);
@@ -250,35 +296,51 @@ impl AdamW {
     }
 }
 
-/// Exact full-data evaluation: `(mean loss, target accuracy, sequence accuracy)`.
-pub fn evaluate(model: &Model, data: &Dataset) -> Result<(f64, f64, f64)> {
+/// Exact full-data evaluation: loss, accuracy (strict argmax), sequence
+/// accuracy and memorized bits.
+pub fn evaluate(model: &Model, data: &Dataset) -> Result<Evaluation> {
     model.config().validate_for(data)?;
     evaluate_tensors(model, &DataTensors::new(data)?)
 }
 
-fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<(f64, f64, f64)> {
+fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<Evaluation> {
     let total = dt.tokens.dim(0)?;
     let per_seq = if dt.task == Task::Seq2seq { dt.n } else { 1 };
     let chunk = 1024usize;
-    let (mut loss_sum, mut correct, mut seq_correct) = (0.0f64, 0usize, 0usize);
+    let (mut nll, mut correct, mut seq_correct, mut bits) = (0.0f64, 0usize, 0usize, 0.0f64);
     let mut start = 0;
     while start < total {
         let len = chunk.min(total - start);
         let tokens = dt.tokens.narrow(0, start, len)?;
-        let labels = dt.labels.narrow(0, start, len)?.flatten_all()?;
-        let logits = model.logits(&tokens, true)?;
-        loss_sum += cross_entropy(&logits, &labels)?.to_scalar::<f32>()? as f64 * (len * per_seq) as f64;
-        let pred = argmax(&logits)?;
-        let gold = labels.to_vec1::<u32>()?;
-        for (ps, gs) in pred.chunks(per_seq).zip(gold.chunks(per_seq)) {
-            let ok = ps.iter().zip(gs).filter(|(a, b)| a == b).count();
-            correct += ok;
-            seq_correct += usize::from(ok == per_seq);
+        let gold = dt.labels.narrow(0, start, len)?.flatten_all()?.to_vec1::<u32>()?;
+        let logits: Vec<Vec<f32>> = model.logits(&tokens, true)?.to_vec2()?;
+        let c = logits.first().map_or(1, Vec::len);
+        let mut ok_in_seq = 0;
+        for (k, (row, &y)) in logits.iter().zip(&gold).enumerate() {
+            let y = y as usize;
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+            let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+            let log_p = row[y] as f64 - lse;
+            nll -= log_p;
+            bits += memorized_bits_of(log_p, c);
+            // Correct only if the label's logit is strictly the largest (ties are not memorized).
+            let ok = row.iter().enumerate().all(|(j, &v)| j == y || v < row[y]);
+            correct += usize::from(ok);
+            ok_in_seq += usize::from(ok);
+            if (k + 1) % per_seq == 0 {
+                seq_correct += usize::from(ok_in_seq == per_seq);
+                ok_in_seq = 0;
+            }
         }
         start += len;
     }
     let targets = (total * per_seq) as f64;
-    Ok((loss_sum / targets, correct as f64 / targets, seq_correct as f64 / total as f64))
+    Ok(Evaluation {
+        loss: nll / targets,
+        acc: correct as f64 / targets,
+        seq_acc: seq_correct as f64 / total as f64,
+        memorized_bits: bits,
+    })
 }
 
 /// Train one model on `data`; `progress` is called after every step.
@@ -309,8 +371,16 @@ pub fn train(
 
     let mut metrics = Vec::new();
     let eval = |step: usize, batch_loss: f64| -> Result<Metric> {
-        let (loss, acc, seq_acc) = evaluate_tensors(&model, &dt)?;
-        Ok(Metric { step, loss, acc, seq_acc, batch_loss, elapsed_s: start.elapsed().as_secs_f64() })
+        let e = evaluate_tensors(&model, &dt)?;
+        Ok(Metric {
+            step,
+            loss: e.loss,
+            acc: e.acc,
+            seq_acc: e.seq_acc,
+            batch_loss,
+            memorized_bits: e.memorized_bits,
+            elapsed_s: start.elapsed().as_secs_f64(),
+        })
     };
     metrics.push(eval(0, f64::NAN)?);
     let mut first_memorized = (metrics[0].acc >= 1.0).then_some(0);
@@ -340,7 +410,7 @@ pub fn train(
                 break;
             }
             let grads = loss.backward()?;
-            opt.step(&model, &grads)?;
+            opt.step(&model, &grads, train_cfg.lr_at(step))?;
             if step % train_cfg.eval_every == 0 || step == train_cfg.max_steps {
                 let m = eval(step, batch_loss)?;
                 let done = m.acc >= 1.0;
@@ -363,9 +433,12 @@ pub fn train(
         acc: 0.0,
         seq_acc: 0.0,
         batch_loss: f64::NAN,
+        memorized_bits: 0.0,
         elapsed_s: 0.0,
     });
     let num_params = model.allocated_params();
+    let memorized = last.acc >= 1.0;
+    let (under_trained, stop_reason) = stop_reason(&metrics, memorized, diverged, steps, train_cfg.max_steps);
     let summary = RunSummary {
         family: model_cfg.family().to_string(),
         num_params,
@@ -373,10 +446,14 @@ pub fn train(
         final_loss: last.loss,
         final_acc: last.acc,
         final_seq_acc: last.seq_acc,
-        memorized: last.acc >= 1.0,
+        memorized,
         first_memorized_step: first_memorized,
         diverged,
-        bits_per_param: data.label_bits() / num_params as f64,
+        bits_per_param: memorized.then(|| data.label_bits() / num_params as f64),
+        memorized_bits: last.memorized_bits,
+        memorized_bits_per_param: last.memorized_bits / num_params as f64,
+        under_trained,
+        stop_reason,
         elapsed_s: start.elapsed().as_secs_f64(),
     };
     Ok(RunResult {
@@ -385,6 +462,32 @@ pub fn train(
         summary,
         weights: model.export()?,
     })
+}
+
+/// Whether a run that ended was cut by its budget: `(under_trained, reason)`.
+/// A run that did not memorize is under-trained when its full-data loss fell
+/// by more than 10% over the second half of its evaluations.
+fn stop_reason(metrics: &[Metric], memorized: bool, diverged: bool, steps: usize, max_steps: usize) -> (bool, String) {
+    if diverged {
+        return (false, "diverged: the loss became non-finite".into());
+    }
+    if memorized {
+        return (false, format!("memorized at step {steps}"));
+    }
+    let last = metrics.last().map_or(f64::NAN, |m| m.loss);
+    let mid = metrics.get(metrics.len() / 2).map_or(f64::NAN, |m| m.loss);
+    let fall = if mid > 0.0 { (mid - last) / mid } else { 0.0 };
+    if fall > 0.10 {
+        (
+            true,
+            format!(
+                "step budget {max_steps} used up while the loss still fell {:.0}% over the second half ({mid:.4} → {last:.4})",
+                100.0 * fall
+            ),
+        )
+    } else {
+        (false, format!("plateau: loss changed {:.1}% over the second half of {max_steps} steps", 100.0 * fall))
+    }
 }
 
 /// One job of [`train_many`].

@@ -13,6 +13,8 @@ fn spec(strategy: Strategy) -> CapacitySpec {
         train: TrainConfig { max_steps: 300, eval_every: 10, ..TrainConfig::default() },
         strategy,
         threads: 2,
+        max_steps_cap: 300,
+        max_grow: 0,
     }
 }
 
@@ -22,9 +24,12 @@ fn ascending_search_stops_at_the_first_memorizing_size() {
     let mut seen = Vec::new();
     let r = capacity_search(&spec(Strategy::Ascending), &data, &mut |o| seen.push(o.num_params)).expect("search");
     let best = r.min_params.expect("the widest MLP memorizes 24 examples");
-    // Every size tested before the winner failed, and the winner is last.
-    assert_eq!(r.tested.last().map(|o| o.num_params), Some(best));
-    assert!(r.tested[..r.tested.len() - 1].iter().all(|o| !o.memorized && o.num_params < best));
+    assert_eq!(r.status, "found");
+    // The largest size is tested first (an upper bound); then sizes smallest
+    // first: every tested size below the winner failed.
+    assert_eq!(r.tested[0].num_params, r.tested.iter().map(|o| o.num_params).max().unwrap());
+    assert!(r.tested.iter().filter(|o| o.num_params < best).all(|o| !o.memorized));
+    assert!(r.tested.iter().any(|o| o.num_params == best && o.memorized));
     assert_eq!(seen.len(), r.tested.len());
     assert_eq!(r.runs_used, r.tested.iter().map(|o| o.runs).sum::<usize>());
     let bits = r.bits_per_param.expect("bits");
