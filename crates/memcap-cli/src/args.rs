@@ -9,7 +9,7 @@ use crate::progress::{spinner, Bars};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use memcap_core::construct::{construct as build, ConstructConfig, Construction};
-use memcap_core::gen::{self, GenConfig, GenKind, TextSpec, TextUnit};
+use memcap_core::gen::{self, CorpusFormat, GenConfig, GenKind, TextSpec, TextUnit};
 use memcap_core::model::{lower_bound_params, AttentionKind, Model};
 use memcap_core::parse::ParseOptions;
 use memcap_core::verify::{verify as run_verify, Arith, VerifyReport};
@@ -280,9 +280,51 @@ pub struct TextOpts {
     /// Keep at most this many windows (the first ones).
     #[arg(long)]
     pub max_examples: Option<usize>,
+    /// What --text is: plain text, MultiNLI JSON Lines, or IMDb (CSV with a
+    /// `review` column, or an aclImdb folder of one-review files).
+    #[arg(long, value_enum, default_value = "raw")]
+    pub corpus: CorpusFormat,
 }
 
 impl TextOpts {
+    /// The bytes of `path` as text of `self.corpus` (an IMDb folder: every
+    /// `.txt` file below it, in sorted path order).
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        let content = if path.is_dir() {
+            if self.corpus != CorpusFormat::Imdb {
+                return Err(InputError(format!("{}: a folder is read only with --corpus imdb", path.display())).into());
+            }
+            let mut files = Vec::new();
+            let mut stack = vec![path.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).with_context(|| format!("cannot read folder {}", d.display()))? {
+                    let p = e?.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x == "txt") {
+                        files.push(p);
+                    }
+                }
+            }
+            files.sort();
+            let mut text = String::new();
+            for f in files {
+                let review = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+                text.push_str(&review.replace("<br />", " "));
+                text.push('\n');
+            }
+            return Ok(text.into_bytes());
+        } else {
+            std::fs::read(path).with_context(|| format!("cannot read text {}", path.display()))?
+        };
+        if self.corpus == CorpusFormat::Raw {
+            return Ok(content);
+        }
+        let s = String::from_utf8(content).map_err(|e| InputError(format!("{}: not UTF-8: {e}", path.display())))?;
+        let text = gen::corpus_text(self.corpus, &s).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        Ok(text.into_bytes())
+    }
+
     /// The window spec for windows of `seq_len` tokens.
     pub fn spec(&self, seq_len: usize) -> TextSpec {
         TextSpec { unit: self.unit, seq_len, stride: self.stride, max_examples: self.max_examples }
@@ -313,7 +355,7 @@ impl TrainDataArgs {
     pub fn load(&self, positional: Positional) -> Result<Dataset> {
         let (ds, what) = match (&self.text.text, &self.data) {
             (Some(path), _) => {
-                let bytes = std::fs::read(path).with_context(|| format!("cannot read text {}", path.display()))?;
+                let bytes = self.text.read(path)?;
                 let td = gen::text_windows(&bytes, &self.text.spec(self.seq_len))
                     .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
                 (td.dataset, path.clone())

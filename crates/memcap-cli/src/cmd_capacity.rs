@@ -38,7 +38,7 @@ pub struct CapacityArgs {
     #[arg(long)]
     pub layer_norm: bool,
     /// Peak learning rates tried per size (warmup + cosine decay, gradient clipping 1.0).
-    #[arg(long, value_delimiter = ',', default_value = "0.1,0.03")]
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.03", allow_negative_numbers = true)]
     pub lrs: Vec<f64>,
     /// Seeds tried per size.
     #[arg(long, value_delimiter = ',', default_value = "0")]
@@ -105,12 +105,13 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
             StrategyArg::Ascending => Strategy::Ascending,
         },
         threads: a.threads,
-        max_steps_cap: a.steps_cap.unwrap_or(4 * a.steps),
+        max_steps_cap: a.steps_cap.unwrap_or(a.steps.saturating_mul(4)),
         max_grow: a.max_grow,
+        min_loss_drop: 0.5,
     };
     let pb = ProgressBar::new_spinner();
     let report = capacity_search(&spec, &data, &mut |o| {
-        pb.println(format!(
+        let line = format!(
             "  {:>8} params: memorized {:5}  best acc {:.4}  memorized bits/param {:.3}  runs {}  steps ≤ {}  {:.1}s  ({})",
             o.num_params,
             o.memorized,
@@ -120,7 +121,13 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
             o.max_steps_used,
             o.elapsed_s,
             o.reason
-        ));
+        );
+        // A hidden bar (output not a terminal) drops println: log to stderr instead.
+        if pb.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            pb.println(line);
+        }
     })?;
     pb.finish_and_clear();
     let mut csv =

@@ -2,7 +2,7 @@
 
 use crate::args::*;
 use crate::io::{write_atomic, InputError};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use memcap_core::gen::{self, GenConfig, GenKind};
 use memcap_core::parse::to_jsonl;
@@ -49,7 +49,7 @@ pub struct GenArgs {
 pub fn gen(a: GenArgs) -> Result<Outcome> {
     let ds = match &a.text.text {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read text {}", path.display()))?;
+            let bytes = a.text.read(path)?;
             let td = gen::text_windows(&bytes, &a.text.spec(a.seq_len))
                 .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
             // Conflicts in both model kinds: order-blind (no positions) and ordered.

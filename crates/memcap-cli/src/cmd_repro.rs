@@ -1,11 +1,13 @@
-//! `memcap repro`: the paper's experiments (fig2, size-vs-n, mlp-vs-transformer); results drawn by memcap-report.
+//! `memcap repro`: the paper's experiments (fig2, size-vs-N, size-vs-n,
+//! mlp-vs-transformer). memcap-train returns the results as data;
+//! memcap-report draws them; this file writes NAME.{json,csv,svg,png}.
 
 use crate::args::Outcome;
-use crate::io::write_atomic;
-use anyhow::Result;
+use crate::io::{write_atomic, InputError};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
-use memcap_train::repro;
+use memcap_train::repro::{self, DataSource, SizeSweepSpec};
 use std::path::{Path, PathBuf};
 
 /// `memcap repro`.
@@ -13,32 +15,52 @@ use std::path::{Path, PathBuf};
 pub struct ReproArgs {
     #[command(subcommand)]
     pub which: ReproKind,
-    /// Output folder (NAME.json, NAME.csv, NAME.svg).
+    /// Output folder (NAME.json, NAME.csv, NAME.svg, NAME.png).
     #[arg(short, long, global = true, default_value = "runs/repro")]
     pub out: PathBuf,
-    /// Parallel trainings.
+    /// Trainings (fig2, mlp-vs-transformer) or capacity searches (size-vs-N/n) run at once.
     #[arg(long, global = true, default_value_t = 2)]
     pub threads: usize,
 }
 
+/// Flags of the two size sweeps.
+#[derive(Args, Debug)]
+pub struct SweepFlags {
+    /// Values of the swept variable (comma-separated); default: the paper's.
+    #[arg(long, value_delimiter = ',')]
+    pub values: Vec<usize>,
+    /// Replicate seeds (data and training), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub seeds: Vec<u64>,
+    /// Step budget of a first try (doubled while the loss still falls, up to 4×).
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    /// Next-byte windows of this text instead of random data (e.g. an English text a Debian package ships).
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
+    /// Skip the MLP baseline.
+    #[arg(long)]
+    pub no_mlp: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ReproKind {
-    /// Loss/accuracy curves for #blocks ∈ {1,10,20,30,40}, N = 3000 (paper Fig. 2).
+    /// Loss/accuracy curves for #blocks ∈ {1,10,20,30,40}, N = 3000 (paper Fig. 2), pre-LN.
     Fig2 {
         /// Step budget per curve.
         #[arg(long, default_value_t = 1000)]
         steps: usize,
+        /// Block counts (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,10,20,30,40")]
+        blocks: Vec<usize>,
     },
-    /// Smallest memorizing size vs N = 600..1700 (n = 8), Transformer vs MLP.
-    SizeVsN {
-        /// Step budget per run.
-        #[arg(long, default_value_t = 1500)]
-        steps: usize,
-        /// Dataset sizes N (comma-separated); default 600..1700 step 100 as in the paper.
-        #[arg(long, value_delimiter = ',')]
-        ns: Vec<usize>,
-    },
-    /// Transformer vs MLP at equal parameters for n = 8, 32, 128.
+    /// Smallest memorizing size vs N = 600..1700 step 100 (n = 8), Transformer and MLP, 3 seeds.
+    #[command(name = "size-vs-N")]
+    SizeVsNSeqs(SweepFlags),
+    /// Smallest memorizing size vs n ∈ {4,…,128} at N = 1000, Transformer and MLP, 3 seeds.
+    #[command(name = "size-vs-n")]
+    SizeVsSeqLen(SweepFlags),
+    /// Transformer vs MLP at equal parameters for n = 8, 32, 128, 3 seeds.
     MlpVsTransformer {
         /// Step budget per run.
         #[arg(long, default_value_t = 1500)]
@@ -46,6 +68,9 @@ pub enum ReproKind {
         /// Parameter budget of both families.
         #[arg(long, default_value_t = 12_000)]
         params: usize,
+        /// Replicate seeds, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+        seeds: Vec<u64>,
     },
 }
 
@@ -59,41 +84,115 @@ fn write(out: &Path, name: &str, r: memcap_report::repro::Rendered) -> Result<()
     Ok(())
 }
 
+fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name: &str) -> Result<()> {
+    if !f.values.is_empty() {
+        spec.values = f.values.clone();
+    }
+    spec.seeds = f.seeds.clone();
+    spec.jobs = jobs;
+    spec.transformer.train.max_steps = f.steps;
+    spec.transformer.max_steps_cap = f.steps.saturating_mul(4);
+    if let Some(m) = &mut spec.mlp {
+        m.train.max_steps = f.steps;
+        m.max_steps_cap = f.steps.saturating_mul(4);
+    }
+    if f.no_mlp {
+        spec.mlp = None;
+    }
+    let text = match &f.text {
+        Some(p) => {
+            spec.source = DataSource::Text { name: p.display().to_string() };
+            (spec.vocab, spec.num_classes) = (256, 256);
+            Some(std::fs::read(p).with_context(|| format!("cannot read text {}", p.display()))?)
+        }
+        None => None,
+    };
+    let total = spec.values.len() * spec.seeds.len() * (1 + usize::from(spec.mlp.is_some()));
+    let pb = ProgressBar::new(total as u64);
+    let r = repro::size_sweep(&spec, text.as_deref(), &|row| {
+        let line = format!(
+            "{} = {:5} {:12} seed {} → {} ({}){}",
+            if name == "size_vs_N" { "N" } else { "n" },
+            row.value,
+            row.family,
+            row.seed,
+            row.report.min_params.map_or("not found".into(), |p| format!("{p} params")),
+            row.report.reason,
+            if row.report.under_trained { " [under_trained]" } else { "" }
+        );
+        if pb.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            pb.println(line);
+        }
+        pb.inc(1);
+    })
+    .map_err(|e| InputError(e.to_string()))?;
+    pb.finish_and_clear();
+    for s in &r.slopes {
+        match s.fit {
+            Some(f) => println!(
+                "{}: log-log slope of the median minimum size {:.3}{}",
+                s.family,
+                f.slope,
+                f.ci.map_or(String::new(), |(lo, hi)| format!(" (95% CI [{lo:.3}, {hi:.3}])"))
+            ),
+            None => println!("{}: too few memorizing sizes for a slope", s.family),
+        }
+    }
+    write(out, name, memcap_report::repro::size_sweep(&r)?)
+}
+
 /// `memcap repro …`.
 pub fn repro(a: ReproArgs) -> Result<Outcome> {
     memcap_train::ensure_single_threaded_ops();
+    if a.threads == 0 {
+        return Err(InputError("--threads must be at least 1".into()).into());
+    }
     match a.which {
-        ReproKind::Fig2 { steps } => {
-            let mut spec = repro::Fig2Spec { threads: a.threads, ..Default::default() };
+        ReproKind::Fig2 { steps, blocks } => {
+            let mut spec = repro::Fig2Spec { threads: a.threads, blocks, ..Default::default() };
             spec.train.max_steps = steps;
             let sp = ProgressBar::new_spinner();
             sp.set_message(format!("training {} Transformers for {steps} steps", spec.blocks.len()));
             sp.enable_steady_tick(std::time::Duration::from_millis(200));
-            let r = repro::fig2(&spec)?;
+            let r = repro::fig2(&spec).map_err(|e| InputError(e.to_string()))?;
             sp.finish_and_clear();
+            for c in &r.curves {
+                println!(
+                    "{:3} blocks: {} params, final loss {:.4}, accuracy {:.4}",
+                    c.blocks, c.summary.num_params, c.summary.final_loss, c.summary.final_acc
+                );
+            }
             write(&a.out, "fig2", memcap_report::repro::fig2(&r)?)?;
         }
-        ReproKind::SizeVsN { steps, ns } => {
-            let mut spec = repro::SizeVsNSpec::default();
-            if !ns.is_empty() {
-                spec.n_seqs = ns;
-            }
-            spec.transformer.train.max_steps = steps;
-            spec.mlp.train.max_steps = steps;
-            spec.transformer.threads = a.threads;
-            spec.mlp.threads = a.threads;
-            let r = repro::size_vs_examples(&spec, &mut |row| {
-                eprintln!("N = {:5} {:12} min params {:?}", row.n_seqs, row.family, row.report.min_params)
-            })?;
-            write(&a.out, "size_vs_n", memcap_report::repro::size_vs_n(&r)?)?;
+        ReproKind::SizeVsNSeqs(f) => {
+            sweep(SizeSweepSpec::paper_size_vs_n_seqs(), &f, a.threads, &a.out, "size_vs_N")?;
         }
-        ReproKind::MlpVsTransformer { steps, params } => {
+        ReproKind::SizeVsSeqLen(f) => {
+            sweep(SizeSweepSpec::paper_size_vs_seq_len(), &f, a.threads, &a.out, "size_vs_n")?;
+        }
+        ReproKind::MlpVsTransformer { steps, params, seeds } => {
             let mut spec =
-                repro::MlpVsTransformerSpec { param_budget: params, threads: a.threads, ..Default::default() };
+                repro::MlpVsTransformerSpec { param_budget: params, threads: a.threads, seeds, ..Default::default() };
             spec.train.max_steps = steps;
             let r = repro::mlp_vs_transformer(&spec, &mut |row| {
-                eprintln!("n = {:4} {:12} {} params acc {:.4}", row.seq_len, row.family, row.num_params, row.best_acc)
-            })?;
+                eprintln!(
+                    "n = {:4} {:12} seed {} {} params acc {:.4}",
+                    row.seq_len, row.family, row.seed, row.num_params, row.best_acc
+                )
+            })
+            .map_err(|e| InputError(e.to_string()))?;
+            for s in &r.summary {
+                println!(
+                    "n = {:4}: transformer {:.4} vs mlp {:.4} (medians of {} seeds) → ahead: {}",
+                    s.seq_len,
+                    s.transformer_median_acc.unwrap_or(f64::NAN),
+                    s.mlp_median_acc.unwrap_or(f64::NAN),
+                    s.seeds,
+                    s.ahead
+                );
+            }
             write(&a.out, "mlp_vs_transformer", memcap_report::repro::mlp_vs_transformer(&r)?)?;
         }
     }

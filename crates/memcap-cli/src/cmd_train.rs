@@ -19,16 +19,16 @@ pub enum ModelKind {
 #[derive(Args, Debug, Clone)]
 pub struct ScheduleArgs {
     /// AdamW peak learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
     pub lr: f64,
     /// Learning-rate schedule: linear warmup then cosine decay to 0, or constant.
     #[arg(long, value_enum, default_value = "warmup-cosine")]
     pub schedule: ScheduleKind,
     /// Fraction of the step budget spent in linear warmup (warmup-cosine).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     pub warmup: f64,
     /// Clip the global gradient norm to this value (0: no clipping).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub grad_clip: f64,
     /// AdamW decoupled weight decay.
     #[arg(long, default_value_t = 0.0)]

@@ -117,3 +117,85 @@ fn demo_runs_and_memorizes() {
     assert_eq!(v["verify"][0]["memorized"], 200);
     assert_eq!(v["verify"][0]["arithmetic"], "exact");
 }
+
+/// MultiNLI and IMDb cannot be downloaded here; a user who has them locally
+/// gets next-token windows from the files as they are distributed. The test
+/// writes small files in those formats.
+#[test]
+fn local_multinli_and_imdb_files_become_next_token_windows() {
+    let d = tmpdir("corpus");
+    let nli = d.join("multinli_1.0_train.jsonl");
+    std::fs::write(
+        &nli,
+        "{\"gold_label\":\"neutral\",\"sentence1\":\"The cat sat.\",\"sentence2\":\"A cat is sitting.\"}\n\
+         {\"gold_label\":\"entailment\",\"sentence1\":\"It rains.\",\"sentence2\":\"Water falls.\"}\n",
+    )
+    .unwrap();
+    let out = d.join("nli.jsonl");
+    ok(memcap(&["gen", "--text", s(&nli), "--corpus", "multinli", "-n", "4", "-o", s(&out)]));
+    let rows = std::fs::read_to_string(&out).unwrap();
+    // "The cat sat.\nA cat is sitting.\nIt rains.\nWater falls.\n" = 54 bytes → 50 windows before dedupe.
+    assert!(rows.lines().count() > 30, "{rows}");
+
+    let csv = d.join("IMDB Dataset.csv");
+    std::fs::write(&csv, "review,sentiment\n\"Great film, truly.<br />Loved it\",positive\n\"Dull.\",negative\n")
+        .unwrap();
+    let out2 = d.join("imdb.jsonl");
+    ok(memcap(&["gen", "--text", s(&csv), "--corpus", "imdb", "-n", "3", "-o", s(&out2)]));
+    assert!(std::fs::read_to_string(&out2).unwrap().lines().count() > 10);
+
+    let folder = d.join("aclImdb/train/pos");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("0_9.txt"), "A fine and moving story.").unwrap();
+    let out3 = d.join("acl.jsonl");
+    ok(memcap(&["gen", "--text", s(&d.join("aclImdb")), "--corpus", "imdb", "-n", "3", "-o", s(&out3)]));
+    assert!(std::fs::read_to_string(&out3).unwrap().lines().count() > 10);
+
+    // A MultiNLI line without sentence2 names its line; exit 2, no output.
+    let bad = d.join("bad.jsonl");
+    std::fs::write(&bad, "{\"sentence1\":\"x\",\"sentence2\":\"y\"}\n{\"sentence1\":\"only\"}\n").unwrap();
+    let o = memcap(&["gen", "--text", s(&bad), "--corpus", "multinli", "-n", "2", "-o", s(&d.join("no.jsonl"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("line 2") && stderr(&o).contains("sentence2"), "{}", stderr(&o));
+    assert!(!d.join("no.jsonl").exists());
+}
+
+/// Bad training flags are a clear error naming the flag, exit 2, no output folder.
+#[test]
+fn bad_training_flags_name_the_flag_and_exit_2() {
+    let d = tmpdir("badflags");
+    let data = d.join("t.jsonl");
+    ok(memcap(&["gen", "-N", "16", "-n", "4", "--vocab", "8", "--num-classes", "2", "-o", s(&data)]));
+    let out = d.join("run");
+    for (args, flag) in [
+        (vec!["train", s(&data), "--lr", "-1", "-o", s(&out)], "--lr"),
+        (vec!["train", s(&data), "--lr", "NaN", "-o", s(&out)], "--lr"),
+        (vec!["train", s(&data), "--steps", "0", "-o", s(&out)], "--steps"),
+        (vec!["train", s(&data), "--grad-clip", "-2", "-o", s(&out)], "--grad-clip"),
+        (vec!["capacity", s(&data), "--widths", "0,4", "-o", s(&out)], "--widths"),
+        (vec!["capacity", s(&data), "--blocks", "0", "-o", s(&out)], "--blocks"),
+        (vec!["capacity", s(&data), "--heads", "0", "-o", s(&out)], "--heads"),
+        (vec!["capacity", s(&data), "--seeds", "", "-o", s(&out)], "--seeds"),
+        (vec!["capacity", s(&data), "--max-grow", "40", "-o", s(&out)], "--max-grow"),
+        (
+            vec![
+                "capacity",
+                s(&data),
+                "--steps",
+                "18446744073709551615",
+                "--max-grow",
+                "0",
+                "--widths",
+                "4",
+                "-o",
+                s(&out),
+            ],
+            "steps",
+        ),
+    ] {
+        let o = memcap(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{args:?} left output");
+    }
+}

@@ -267,3 +267,65 @@ pub fn text_windows(text: &[u8], spec: &TextSpec) -> Result<TextData, DataError>
     dataset.validate()?;
     Ok(TextData { dataset, words })
 }
+
+/// A local copy of a text corpus the paper trains on, to be turned into next-token
+/// windows ([`corpus_text`] then [`text_windows`]). Nothing is downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum CorpusFormat {
+    /// Plain text, used as is.
+    #[default]
+    Raw,
+    /// MultiNLI JSON Lines (`multinli_1.0_train.jsonl`): the `sentence1` and
+    /// `sentence2` fields of every line.
+    Multinli,
+    /// IMDb reviews as CSV with a `review` column (the common
+    /// `IMDB Dataset.csv`), or one review per file (the `aclImdb` folders; the
+    /// CLI concatenates them).
+    Imdb,
+}
+
+/// The text of a corpus file: the sentences or reviews, one per line, in file
+/// order (HTML line breaks `<br />` in IMDb reviews become spaces).
+///
+/// # Errors
+/// [`DataError::Parse`] naming the 1-based line of a malformed record, or a
+/// missing field/column.
+pub fn corpus_text(format: CorpusFormat, content: &str) -> Result<String, DataError> {
+    let mut out = String::new();
+    match format {
+        CorpusFormat::Raw => out.push_str(content),
+        CorpusFormat::Multinli => {
+            for (i, line) in content.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| DataError::Parse { line: i + 1, reason: format!("MultiNLI JSON: {e}") })?;
+                for key in ["sentence1", "sentence2"] {
+                    let s = v.get(key).and_then(|s| s.as_str()).ok_or_else(|| DataError::Parse {
+                        line: i + 1,
+                        reason: format!("MultiNLI record has no string field {key:?}"),
+                    })?;
+                    out.push_str(s);
+                    out.push('\n');
+                }
+            }
+        }
+        CorpusFormat::Imdb => {
+            let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(content.as_bytes());
+            let headers = rdr.headers().map_err(|e| DataError::Parse { line: 1, reason: format!("IMDb CSV: {e}") })?;
+            let col = headers
+                .iter()
+                .position(|h| h.trim_start_matches('\u{feff}') == "review")
+                .ok_or_else(|| DataError::Parse { line: 1, reason: "IMDb CSV has no \"review\" column".into() })?;
+            for (i, rec) in rdr.records().enumerate() {
+                let rec = rec.map_err(|e| DataError::Parse {
+                    line: e.position().map_or(i + 2, |p| p.line() as usize),
+                    reason: format!("IMDb CSV: {e}"),
+                })?;
+                out.push_str(&rec.get(col).unwrap_or_default().replace("<br />", " "));
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}

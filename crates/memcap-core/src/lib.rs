@@ -54,6 +54,7 @@ pub mod gen;
 pub mod int;
 pub mod model;
 pub mod parse;
+pub mod stats;
 pub mod verify;
 
 pub use construct::{construct, ConstructConfig, Construction, MapChoice};

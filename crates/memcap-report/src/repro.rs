@@ -4,8 +4,7 @@
 //! ([`crate::plot`]).
 
 use crate::plot::{render_panels, svg_to_png, Plot, PlotError, Series};
-use memcap_train::capacity::CapacityReport;
-use memcap_train::repro::{Fig2Curve, Fig2Result, MlpVsTransformerResult, MlpVsTransformerRow, SizeVsNResult};
+use memcap_train::repro::{AccuracySummary, Fig2Curve, Fig2Result, MlpVsTransformerResult, SizeSweepResult, SweepVar};
 
 /// The renderings of a reproduction.
 #[derive(Debug, Clone)]
@@ -92,106 +91,181 @@ pub fn fig2(this: &Fig2Result) -> Result<Rendered, ReproRenderError> {
     }
 }
 
-/// [`memcap_train::repro::size_vs_examples`]: JSON, CSV (`N,family,min_params,bits_per_param,…`) and a
-/// two-panel figure.
+/// [`memcap_train::repro::size_sweep`]: JSON, CSV (one row per search) and
+/// a two-panel figure: median minimum parameters (log-log, with the 95%
+/// bootstrap interval as thin lines and the explicit construction's nonzero
+/// parameters on the same datasets), and bits per parameter (exact threshold
+/// and memorized bits).
 ///
 /// # Errors
 /// [`ReproRenderError`] when JSON or drawing fails.
-pub fn size_vs_n(this: &SizeVsNResult) -> Result<Rendered, ReproRenderError> {
-    {
-        let mut csv = String::from("N,family,min_params,bits_per_param,runs_used,sizes_tested,elapsed_s\n");
-        for r in &this.rows {
-            let rep = &r.report;
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{:.1}\n",
-                r.n_seqs,
-                r.family,
-                rep.min_params.map_or(String::new(), |p| p.to_string()),
-                rep.bits_per_param.map_or(String::new(), |b| format!("{b:.4}")),
-                rep.runs_used,
-                rep.tested.len(),
-                rep.elapsed_s
-            ));
-        }
-        let series = |f: &str, y: &dyn Fn(&CapacityReport) -> Option<f64>| {
-            Series::data(
-                f,
-                this.rows
-                    .iter()
-                    .filter(|r| r.family == f)
-                    .filter_map(|r| y(&r.report).map(|v| (r.n_seqs as f64, v)))
-                    .collect(),
-            )
-        };
-        let s = &this.spec;
-        let panels = [
-            Plot {
-                name: String::new(),
-                title: format!("smallest memorizing model, n={} V={} C={}", s.seq_len, s.vocab, s.num_classes),
-                x_label: "N (examples)".into(),
-                y_label: "parameters".into(),
-                log_log: false,
-                log_y: false,
-                series: vec![
-                    series("transformer", &|r| r.min_params.map(|p| p as f64)),
-                    series("mlp", &|r| r.min_params.map(|p| p as f64)),
-                ],
-            },
-            Plot {
-                name: String::new(),
-                title: "bits per parameter at the smallest size".into(),
-                x_label: "N (examples)".into(),
-                y_label: "N log2(C) / params".into(),
-                log_log: false,
-                log_y: false,
-                series: vec![series("transformer", &|r| r.bits_per_param), series("mlp", &|r| r.bits_per_param)],
-            },
-        ];
-        finish(this, csv, &panels)
+pub fn size_sweep(this: &SizeSweepResult) -> Result<Rendered, ReproRenderError> {
+    let var = match this.spec.sweep {
+        SweepVar::NSeqs => "N",
+        SweepVar::SeqLen => "n",
+    };
+    let mut csv = format!(
+        "{var},family,seed,status,min_params,bits_per_param,memorized_bits_per_param,best_acc,under_trained,runs_used,elapsed_s\n"
+    );
+    for r in &this.rows {
+        let rep = &r.report;
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{:.4},{:.4},{},{},{:.1}\n",
+            r.value,
+            r.family,
+            r.seed,
+            rep.status,
+            rep.min_params.map_or(String::new(), |p| p.to_string()),
+            rep.bits_per_param.map_or(String::new(), |b| format!("{b:.4}")),
+            rep.memorized_bits_per_param,
+            rep.best_acc,
+            rep.under_trained,
+            rep.runs_used,
+            rep.elapsed_s
+        ));
     }
+    let fit_label = |family: &str| -> String {
+        match this.slopes.iter().find(|s| s.family == family).and_then(|s| s.fit) {
+            Some(f) => match f.ci {
+                Some((lo, hi)) => format!("slope {:.2} [{lo:.2}, {hi:.2}]", f.slope),
+                None => format!("slope {:.2}", f.slope),
+            },
+            None => "no slope".into(),
+        }
+    };
+    let mut size_series = Vec::new();
+    let mut bits_series = Vec::new();
+    let mut families: Vec<&str> = this.summary.iter().map(|s| s.family.as_str()).collect();
+    families.dedup();
+    for f in families {
+        let cells: Vec<_> = this.summary.iter().filter(|s| s.family == f).collect();
+        let pts = |g: &dyn Fn(&memcap_train::repro::SizeSummary) -> Option<f64>| -> Vec<(f64, f64)> {
+            cells.iter().filter_map(|c| Some((c.value as f64, g(c)?))).collect()
+        };
+        size_series.push(Series {
+            label: format!("trained minimum, {f} (median of {} seeds; {})", this.spec.seeds.len(), fit_label(f)),
+            kind: "data".into(),
+            points: pts(&|c| c.median_min_params),
+            slope: None,
+        });
+        for (i, end) in ["2.5%", "97.5%"].iter().enumerate() {
+            size_series.push(Series {
+                label: format!("{f} 95% interval ({end})"),
+                kind: "reference".into(),
+                points: pts(&|c| c.ci_min_params.map(|ci| if i == 0 { ci.0 } else { ci.1 })),
+                slope: Some(1.0),
+            });
+        }
+        bits_series.push(Series::data(format!("{f}: exact threshold"), pts(&|c| c.median_bits_per_param)));
+        bits_series.push(Series::data(format!("{f}: memorized bits"), pts(&|c| c.median_memorized_bits_per_param)));
+    }
+    if !this.construction.is_empty() {
+        let pts: Vec<(f64, f64)> =
+            this.construction.iter().map(|c| (c.value as f64, c.params_nonzero as f64)).collect();
+        let slope = memcap_core::model::loglog_slope(&pts);
+        size_series.push(Series {
+            label: format!(
+                "memcap construction, nonzero (same data; slope {})",
+                slope.map_or("-".into(), |s| format!("{s:.2}"))
+            ),
+            kind: "data".into(),
+            points: pts,
+            slope,
+        });
+    }
+    let s = &this.spec;
+    let setting = match s.sweep {
+        SweepVar::NSeqs => format!("n={} V={} C={}", s.seq_len, s.vocab, s.num_classes),
+        SweepVar::SeqLen => format!("N={} V={} C={}", s.n_seqs, s.vocab, s.num_classes),
+    };
+    let panels = [
+        Plot {
+            name: String::new(),
+            title: format!("smallest memorizing model vs {var}, {setting}"),
+            x_label: format!("{var} (log)"),
+            y_label: "parameters (log)".into(),
+            log_log: true,
+            log_y: false,
+            series: size_series,
+        },
+        Plot {
+            name: String::new(),
+            title: "bits per parameter at the smallest size (median)".into(),
+            x_label: var.into(),
+            y_label: "bits / parameter".into(),
+            log_log: false,
+            log_y: false,
+            series: bits_series,
+        },
+    ];
+    finish(this, csv, &panels)
 }
 
-/// [`memcap_train::repro::mlp_vs_transformer`]: JSON, CSV and a two-panel figure (accuracy and
-/// parameters vs log2 n per family).
+/// [`memcap_train::repro::mlp_vs_transformer`]: JSON, CSV and a two-panel figure:
+/// median best training accuracy vs log2 n per family with its 95% interval,
+/// and the parameters used.
 ///
 /// # Errors
 /// [`ReproRenderError`] when JSON or drawing fails.
 pub fn mlp_vs_transformer(this: &MlpVsTransformerResult) -> Result<Rendered, ReproRenderError> {
-    {
-        let mut csv = String::from("n,family,width,params,best_acc,memorized,runs\n");
-        for r in &this.rows {
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                r.seq_len, r.family, r.width, r.num_params, r.best_acc, r.memorized, r.runs
-            ));
-        }
-        let series = |f: &str, y: &dyn Fn(&MlpVsTransformerRow) -> f64| {
-            Series::data(
-                f,
-                this.rows.iter().filter(|r| r.family == f).map(|r| ((r.seq_len as f64).log2(), y(r))).collect(),
-            )
-        };
-        let s = &this.spec;
-        let panels = [
-            Plot {
-                name: String::new(),
-                title: format!("train accuracy at <= {} params, N={} C={}", s.param_budget, s.n_seqs, s.num_classes),
-                x_label: "log2 n".into(),
-                y_label: "best training accuracy".into(),
-                log_log: false,
-                log_y: false,
-                series: vec![series("transformer", &|r| r.best_acc), series("mlp", &|r| r.best_acc)],
-            },
-            Plot {
-                name: String::new(),
-                title: "parameters used".into(),
-                x_label: "log2 n".into(),
-                y_label: "parameters".into(),
-                log_log: false,
-                log_y: false,
-                series: vec![series("transformer", &|r| r.num_params as f64), series("mlp", &|r| r.num_params as f64)],
-            },
-        ];
-        finish(this, csv, &panels)
+    let mut csv = String::from("n,family,seed,width,params,best_acc,memorized,memorized_bits,runs\n");
+    for r in &this.rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{:.2},{}\n",
+            r.seq_len, r.family, r.seed, r.width, r.num_params, r.best_acc, r.memorized, r.memorized_bits, r.runs
+        ));
     }
+    let x = |n: usize| (n as f64).log2();
+    let mut acc = Vec::new();
+    for (f, med, ci) in [
+        (
+            "transformer",
+            (|c: &AccuracySummary| c.transformer_median_acc) as fn(&AccuracySummary) -> Option<f64>,
+            (|c: &AccuracySummary| c.transformer_ci) as fn(&AccuracySummary) -> Option<(f64, f64)>,
+        ),
+        ("mlp", |c: &AccuracySummary| c.mlp_median_acc, |c: &AccuracySummary| c.mlp_ci),
+    ] {
+        acc.push(Series::data(
+            format!("{f} (median of {} seeds)", this.spec.seeds.len()),
+            this.summary.iter().filter_map(|c| Some((x(c.seq_len), med(c)?))).collect(),
+        ));
+        for (i, end) in ["2.5%", "97.5%"].iter().enumerate() {
+            acc.push(Series {
+                label: format!("{f} 95% interval ({end})"),
+                kind: "reference".into(),
+                points: this
+                    .summary
+                    .iter()
+                    .filter_map(|c| ci(c).map(|v| (x(c.seq_len), if i == 0 { v.0 } else { v.1 })))
+                    .collect(),
+                slope: Some(1.0),
+            });
+        }
+    }
+    let params = vec![
+        Series::data("transformer", this.summary.iter().map(|c| (x(c.seq_len), c.transformer_params as f64)).collect()),
+        Series::data("mlp", this.summary.iter().map(|c| (x(c.seq_len), c.mlp_params as f64)).collect()),
+    ];
+    let s = &this.spec;
+    let panels = [
+        Plot {
+            name: String::new(),
+            title: format!("training accuracy at <= {} params, N={} C={}", s.param_budget, s.n_seqs, s.num_classes),
+            x_label: "log2 n".into(),
+            y_label: "best training accuracy".into(),
+            log_log: false,
+            log_y: false,
+            series: acc,
+        },
+        Plot {
+            name: String::new(),
+            title: "parameters used".into(),
+            x_label: "log2 n".into(),
+            y_label: "parameters".into(),
+            log_log: false,
+            log_y: false,
+            series: params,
+        },
+    ];
+    finish(this, csv, &panels)
 }

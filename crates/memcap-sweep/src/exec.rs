@@ -227,8 +227,9 @@ fn run_capacity(c: &CapacityTask) -> Result<TaskOutput, SweepError> {
         },
         strategy: if c.strategy == "ascending" { Strategy::Ascending } else { Strategy::Bisect },
         threads: c.threads,
-        max_steps_cap: c.steps_cap.unwrap_or(4 * c.steps).max(c.steps),
+        max_steps_cap: c.steps_cap.unwrap_or(c.steps.saturating_mul(4)).max(c.steps),
         max_grow: c.max_grow,
+        min_loss_drop: 0.5,
     };
     let rep = capacity_search(&spec, &data, &mut |_| {})?;
     let tested: Vec<Value> = rep

@@ -32,6 +32,7 @@ fn main() -> Result<()> {
         threads: 2,
         max_steps_cap: 4 * steps,
         max_grow: 2,
+        min_loss_drop: 0.5,
     };
     let t = std::time::Instant::now();
     let report = capacity_search(&spec, &data, &mut |o| {

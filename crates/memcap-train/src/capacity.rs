@@ -126,6 +126,15 @@ pub struct CapacitySpec {
     /// When even the largest size fails, double it at most this many times.
     #[serde(default)]
     pub max_grow: usize,
+    /// A doubled try is doubled again only if its final loss fell to at most
+    /// `(1 − min_loss_drop)` × the previous budget's final loss (default 0.5:
+    /// the loss must halve per doubling).
+    #[serde(default = "default_loss_drop")]
+    pub min_loss_drop: f64,
+}
+
+fn default_loss_drop() -> f64 {
+    0.5
 }
 
 /// Result of testing one size.
@@ -217,6 +226,7 @@ impl Default for CapacitySpec {
             threads: 2,
             max_steps_cap: 3000,
             max_grow: 0,
+            min_loss_drop: default_loss_drop(),
         }
     }
 }
@@ -224,14 +234,45 @@ impl Default for CapacitySpec {
 impl CapacitySpec {
     /// Reject empty grids and invalid schedules.
     pub fn validate(&self) -> Result<()> {
-        if self.blocks.is_empty() || self.widths.is_empty() {
-            return cfg_err("capacity: need at least one block count and one width");
+        if self.widths.is_empty() || self.widths.contains(&0) {
+            return cfg_err(format!(
+                "capacity: --widths must be a non-empty list of positive widths, got {:?}",
+                self.widths
+            ));
         }
-        if self.lrs.is_empty() || self.seeds.is_empty() {
-            return cfg_err("capacity: need at least one learning rate and one seed");
+        if self.blocks.is_empty() || self.blocks.contains(&0) {
+            return cfg_err(format!(
+                "capacity: --blocks must be a non-empty list of positive counts, got {:?}",
+                self.blocks
+            ));
+        }
+        if self.lrs.is_empty() {
+            return cfg_err("capacity: --lrs must list at least one learning rate");
+        }
+        if self.seeds.is_empty() {
+            return cfg_err("capacity: --seeds must list at least one seed");
         }
         if self.threads == 0 {
-            return cfg_err("capacity: threads must be positive");
+            return cfg_err("capacity: --threads must be at least 1");
+        }
+        if let Family::Transformer { heads: 0, .. } = self.family {
+            return cfg_err("capacity: --heads must be at least 1");
+        }
+        if let Family::Transformer { ff_mult, .. } = self.family {
+            if !(ff_mult.is_finite() && ff_mult > 0.0) {
+                return cfg_err(format!("capacity: --ff-mult must be positive and finite, got {ff_mult}"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.min_loss_drop) {
+            return cfg_err(format!("capacity: min_loss_drop must be in [0, 1), got {}", self.min_loss_drop));
+        }
+        // Growth doubles the largest width or block count: it must not overflow.
+        let top = self.widths.iter().chain(&self.blocks).copied().max().unwrap_or(1);
+        if self.max_grow >= 32 || top.checked_shl(self.max_grow as u32).is_none_or(|t| t > 1 << 20) {
+            return cfg_err(format!(
+                "capacity: --max-grow {} doubles the largest size {top} beyond 2^20",
+                self.max_grow
+            ));
         }
         for &lr in &self.lrs {
             TrainConfig { lr, ..self.train.clone() }.validate()?;
@@ -282,10 +323,11 @@ impl CapacitySpec {
 /// re-run with doubled steps up to `spec.max_steps_cap`.
 pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Result<SizeOutcome> {
     let start = Instant::now();
-    let mut pending: Vec<Job> = Vec::new();
+    // Each pending try carries the final loss of its previous (halved) budget.
+    let mut pending: Vec<(Job, Option<f64>)> = Vec::new();
     for &seed in &spec.seeds {
         for &lr in &spec.lrs {
-            pending.push(Job { model: model.clone(), train: TrainConfig { lr, seed, ..spec.train.clone() } });
+            pending.push((Job { model: model.clone(), train: TrainConfig { lr, seed, ..spec.train.clone() } }, None));
         }
     }
     let cap = spec.max_steps_cap.max(spec.train.max_steps);
@@ -295,8 +337,9 @@ pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Re
         let mut retry = Vec::new();
         still_falling = false;
         for chunk in pending.chunks(spec.threads.max(1)) {
-            let results = train_many(chunk, data, spec.threads)?;
-            for (job, r) in chunk.iter().zip(results) {
+            let jobs: Vec<Job> = chunk.iter().map(|(j, _)| j.clone()).collect();
+            let results = train_many(&jobs, data, spec.threads)?;
+            for ((job, prev_loss), r) in chunk.iter().zip(results) {
                 let r = r?;
                 runs += 1;
                 max_steps_used = max_steps_used.max(job.train.max_steps);
@@ -305,11 +348,15 @@ pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Re
                 if r.summary.memorized && winner.is_none() {
                     winner = Some((job.train.lr, job.train.seed, r.summary.steps));
                 }
-                if r.summary.under_trained {
+                // Still improving: within this run, and (after a doubling) across budgets.
+                let loss = r.summary.final_loss;
+                let improving = r.summary.under_trained
+                    && prev_loss.is_none_or(|p| loss.is_finite() && loss <= (1.0 - spec.min_loss_drop) * p);
+                if improving {
                     still_falling = true;
-                    if job.train.max_steps * 2 <= cap {
-                        let train = TrainConfig { max_steps: job.train.max_steps * 2, ..job.train.clone() };
-                        retry.push(Job { model: job.model.clone(), train });
+                    if let Some(doubled) = job.train.max_steps.checked_mul(2).filter(|&d| d <= cap) {
+                        let train = TrainConfig { max_steps: doubled, ..job.train.clone() };
+                        retry.push((Job { model: job.model.clone(), train }, Some(loss)));
                     }
                 }
                 last_reason = r.summary.stop_reason.clone();
@@ -324,7 +371,7 @@ pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Re
     let reason = match winner {
         Some((lr, seed, steps)) => format!("memorized (lr {lr}, seed {seed}, step {steps})"),
         None if under_trained => format!("step cap {cap} reached while the loss still fell ({last_reason})"),
-        None => format!("every try plateaued below 100% ({last_reason})"),
+        None => format!("every try plateaued below 100%: the loss no longer fell by half per doubling ({last_reason})"),
     };
     Ok(SizeOutcome {
         model: model.clone(),

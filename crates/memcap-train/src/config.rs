@@ -277,6 +277,10 @@ pub struct TrainConfig {
     pub stop_when_memorized: bool,
 }
 
+/// The largest step budget a run accepts (10^8 steps: weeks of CPU even for
+/// tiny models); larger budgets are input errors, not hangs.
+pub const MAX_STEPS: usize = 100_000_000;
+
 /// Learning-rate schedule of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -379,6 +383,12 @@ impl TrainConfig {
         }
         if self.max_steps == 0 {
             return cfg_err("train: the step budget (--steps) must be at least 1");
+        }
+        if self.max_steps > MAX_STEPS {
+            return cfg_err(format!(
+                "train: the step budget (--steps) {} exceeds the limit {MAX_STEPS}",
+                self.max_steps
+            ));
         }
         if self.eval_every == 0 {
             return cfg_err("train: --eval-every must be at least 1");

@@ -18,6 +18,9 @@ pub enum TrainError {
     /// The dataset is malformed (memcap-core's validation).
     #[error(transparent)]
     Data(#[from] memcap_core::DataError),
+    /// memcap's construction failed on a sweep dataset.
+    #[error(transparent)]
+    Construct(#[from] memcap_core::ConstructError),
     /// Training takes token ids; a dataset of vector tokens was given.
     #[error("training needs token ids: this dataset has vector tokens, and the trained models embed ids with a lookup table (construct and verify accept vectors)")]
     VectorInputs,

@@ -15,6 +15,7 @@ fn spec(strategy: Strategy) -> CapacitySpec {
         threads: 2,
         max_steps_cap: 300,
         max_grow: 0,
+        min_loss_drop: 0.5,
     }
 }
 

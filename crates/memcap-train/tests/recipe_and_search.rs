@@ -76,6 +76,7 @@ fn tiny_spec() -> CapacitySpec {
         threads: 2,
         max_steps_cap: 300,
         max_grow: 4,
+        min_loss_drop: 0.5,
     }
 }
 
