@@ -65,9 +65,26 @@ pub struct CapacityArgs {
     /// Parallel trainings (one thread each).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    /// Output folder: capacity.json, capacity.csv.
+    /// Capacity metric: `exact` (smallest model at 100% accuracy) or `bits`
+    /// (memorized bits of one model, --widths/--blocks first values, over
+    /// growing dataset prefixes --sizes, until a plateau).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub metric: MetricArg,
+    /// Dataset sizes for --metric bits (ascending prefixes of DATA).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// Output folder: capacity.json, capacity.csv (bits: bits.json, bits.csv).
     #[arg(short, long)]
     pub out: PathBuf,
+}
+
+/// `--metric` values.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum MetricArg {
+    /// Exact threshold: the smallest model with 100% training accuracy.
+    Exact,
+    /// Memorized bits (Morris et al. 2025) of one model over growing datasets.
+    Bits,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,10 +107,10 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
             },
             ModelKind::Mlp => Family::Mlp,
         },
-        blocks: a.blocks,
-        widths: a.widths,
-        lrs: a.lrs,
-        seeds: a.seeds,
+        blocks: a.blocks.clone(),
+        widths: a.widths.clone(),
+        lrs: a.lrs.clone(),
+        seeds: a.seeds.clone(),
         train: TrainConfig {
             max_steps: a.steps,
             eval_every: a.eval_every,
@@ -109,6 +126,9 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
         max_grow: a.max_grow,
         min_loss_drop: 0.5,
     };
+    if a.metric == MetricArg::Bits {
+        return bits(&a, &spec, &data);
+    }
     let pb = ProgressBar::new_spinner();
     let report = capacity_search(&spec, &data, &mut |o| {
         let line = format!(
@@ -163,4 +183,41 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
         println!("under_trained: the step budget limited this answer (raise --steps or --steps-cap)");
     }
     Ok(if report.min_params.is_some() { Outcome::Ok } else { Outcome::NotMemorized })
+}
+
+/// `--metric bits`: one model (first width and block count) over growing prefixes.
+fn bits(a: &CapacityArgs, spec: &CapacitySpec, data: &memcap_core::Dataset) -> Result<Outcome> {
+    spec.validate()?;
+    let sizes = if a.sizes.is_empty() {
+        let n = data.len();
+        [n / 8, n / 4, n / 2, n].into_iter().filter(|&s| s > 0).collect::<Vec<_>>()
+    } else {
+        a.sizes.clone()
+    };
+    let model = spec.family.config(data, spec.blocks[0], spec.widths[0]);
+    let bspec = memcap_train::capacity::BitsSpec {
+        model,
+        train: spec.train.clone(),
+        lrs: spec.lrs.clone(),
+        sizes,
+        plateau_gain: 0.02,
+        threads: spec.threads,
+    };
+    let r = memcap_train::capacity::bits_capacity(&bspec, data, &mut |p| {
+        eprintln!(
+            "  N = {:6}: memorized bits {:.0} of {:.0} label bits, best accuracy {:.4}",
+            p.n_seqs, p.memorized_bits, p.label_bits, p.best_acc
+        )
+    })?;
+    let mut csv = String::from("N,label_bits,memorized_bits,best_acc\n");
+    for p in &r.points {
+        csv.push_str(&format!("{},{:.2},{:.2},{}\n", p.n_seqs, p.label_bits, p.memorized_bits, p.best_acc));
+    }
+    write_atomic(&a.out.join("bits.csv"), csv.as_bytes())?;
+    write_atomic(&a.out.join("bits.json"), serde_json::to_string_pretty(&r)?.as_bytes())?;
+    println!(
+        "memorized-bits capacity: {:.0} bits, {:.3} bits/param ({} params); {}",
+        r.capacity_bits, r.bits_per_param, r.num_params, r.reason
+    );
+    Ok(Outcome::Ok)
 }

@@ -506,3 +506,114 @@ pub fn capacity_search(
         ],
     })
 }
+
+/// One dataset size of a [`bits_capacity`] curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BitsPoint {
+    /// Examples trained on (the first N of the dataset).
+    #[serde(rename = "N")]
+    pub n_seqs: usize,
+    /// Label bits of those examples (N·log2 C for next-token).
+    pub label_bits: f64,
+    /// Largest memorized bits over the learning-rate tries.
+    pub memorized_bits: f64,
+    /// Best training accuracy over the tries.
+    pub best_acc: f64,
+}
+
+/// Memorized-bits capacity of one fixed model (Morris et al. 2025).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BitsCapacity {
+    /// The model (sized for the dataset).
+    pub model: ModelConfig,
+    /// Its parameter count.
+    pub num_params: usize,
+    /// One point per dataset size, in order.
+    pub points: Vec<BitsPoint>,
+    /// The capacity: the largest memorized bits over the sizes.
+    pub capacity_bits: f64,
+    /// `capacity_bits / num_params`.
+    pub bits_per_param: f64,
+    /// Memorized bits stopped growing: the last size added less than
+    /// `plateau_gain` (relative) over the best so far.
+    pub plateaued: bool,
+    /// Why the curve ended (plateau, or the largest size reached while still growing).
+    pub reason: String,
+}
+
+/// What [`bits_capacity`] measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BitsSpec {
+    /// The fixed model.
+    pub model: ModelConfig,
+    /// Its schedule (`lr` replaced by each of `lrs`; trained to the full budget).
+    pub train: TrainConfig,
+    /// Learning rates tried per size.
+    pub lrs: Vec<f64>,
+    /// Dataset sizes (prefixes of the data), ascending.
+    pub sizes: Vec<usize>,
+    /// Relative gain below which the curve counts as a plateau (e.g. 0.02).
+    pub plateau_gain: f64,
+    /// Parallel trainings.
+    pub threads: usize,
+}
+
+/// The memorized-bits capacity of a fixed model trained on growing prefixes
+/// of `data`: for each size, the best memorized bits over the learning
+/// rates; the capacity is the maximum over sizes. The curve stops at a
+/// plateau: when a size adds less than `plateau_gain` to the best so far.
+///
+/// # Errors
+/// Empty or unsorted sizes, sizes above N, invalid configs.
+pub fn bits_capacity(spec: &BitsSpec, data: &Dataset, on_point: &mut dyn FnMut(&BitsPoint)) -> Result<BitsCapacity> {
+    let BitsSpec { model, train, lrs, sizes, plateau_gain, threads } = spec;
+    let (plateau_gain, threads) = (*plateau_gain, *threads);
+    if sizes.is_empty() || sizes.windows(2).any(|w| w[0] >= w[1]) || sizes[0] == 0 {
+        return cfg_err("capacity --metric bits: --sizes must be ascending positive dataset sizes");
+    }
+    if *sizes.last().unwrap_or(&0) > data.len() {
+        return cfg_err(format!("capacity --metric bits: largest size exceeds the dataset's {} examples", data.len()));
+    }
+    if lrs.is_empty() {
+        return cfg_err("capacity --metric bits: --lrs must list at least one learning rate");
+    }
+    let mut points = Vec::new();
+    let (mut best, mut plateaued) = (0.0f64, false);
+    for &n in sizes {
+        let keep: Vec<bool> = (0..data.len()).map(|i| i < n).collect();
+        let sub = data.select(&keep);
+        let train = TrainConfig { stop_when_memorized: false, ..train.clone() };
+        let jobs: Vec<Job> =
+            lrs.iter().map(|&lr| Job { model: model.clone(), train: TrainConfig { lr, ..train.clone() } }).collect();
+        let (mut bits, mut acc) = (0.0f64, 0.0f64);
+        for r in train_many(&jobs, &sub, threads)? {
+            let r = r?;
+            bits = bits.max(r.summary.memorized_bits);
+            acc = acc.max(r.summary.final_acc);
+        }
+        let p = BitsPoint { n_seqs: n, label_bits: sub.label_bits(), memorized_bits: bits, best_acc: acc };
+        on_point(&p);
+        points.push(p);
+        if best > 0.0 && bits < best * (1.0 + plateau_gain) {
+            plateaued = true;
+            best = best.max(bits);
+            break;
+        }
+        best = best.max(bits);
+    }
+    let num_params = model.num_params();
+    let reason = if plateaued {
+        format!("plateau: the last size added less than {:.0}% memorized bits", 100.0 * plateau_gain)
+    } else {
+        "still growing at the largest size: the capacity may be higher (add larger --sizes)".to_string()
+    };
+    Ok(BitsCapacity {
+        model: model.clone(),
+        num_params,
+        points,
+        capacity_bits: best,
+        bits_per_param: best / num_params.max(1) as f64,
+        plateaued,
+        reason,
+    })
+}

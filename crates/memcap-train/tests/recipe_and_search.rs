@@ -140,3 +140,29 @@ fn the_same_seed_gives_the_same_capacity_report() {
     let b = capacity_search(&tiny_spec(), &ds, &mut |_| {}).unwrap();
     assert_eq!(strip(serde_json::to_value(&a).unwrap()), strip(serde_json::to_value(&b).unwrap()));
 }
+
+#[test]
+fn memorized_bits_capacity_is_the_maximum_over_growing_datasets() {
+    use memcap_train::capacity::{bits_capacity, BitsSpec};
+    let ds = generate(&GenConfig::random_ids(256, 4, 12, 8, 5)).unwrap();
+    let spec = BitsSpec {
+        model: ModelConfig::Mlp(MlpConfig::for_data(&ds, 3, 1)),
+        train: TrainConfig { max_steps: 300, eval_every: 50, ..TrainConfig::default() },
+        lrs: vec![0.03],
+        sizes: vec![16, 32, 64, 128, 256],
+        plateau_gain: 0.02,
+        threads: 2,
+    };
+    let r = bits_capacity(&spec, &ds, &mut |_| {}).unwrap();
+    let max = r.points.iter().map(|p| p.memorized_bits).fold(0.0, f64::max);
+    assert_eq!(r.capacity_bits, max);
+    assert!((r.bits_per_param - max / r.num_params as f64).abs() < 1e-12);
+    assert!(r.points.iter().zip(&spec.sizes).all(|(p, &n)| p.n_seqs == n));
+    // Memorized bits never exceed the labels' bits.
+    assert!(r.points.iter().all(|p| p.memorized_bits <= p.label_bits + 1e-9));
+    assert_eq!(r.plateaued, r.reason.starts_with("plateau"));
+    let bad = BitsSpec { sizes: vec![64, 32], ..spec.clone() };
+    assert!(matches!(bits_capacity(&bad, &ds, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
+    let too_big = BitsSpec { sizes: vec![512], ..spec };
+    assert!(bits_capacity(&too_big, &ds, &mut |_| {}).is_err());
+}
