@@ -54,6 +54,8 @@
 //! variables to `1` once per process (our own pools are sized explicitly
 //! and ignore the variable).
 
+#![warn(missing_docs)]
+
 pub mod capacity;
 pub mod config;
 pub mod data;
