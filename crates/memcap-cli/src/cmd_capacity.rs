@@ -142,12 +142,7 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
             o.elapsed_s,
             o.reason
         );
-        // A hidden bar (output not a terminal) drops println: log to stderr instead.
-        if pb.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            pb.println(line);
-        }
+        crate::progress::log_line(&pb, line);
     })?;
     pb.finish_and_clear();
     let mut csv =

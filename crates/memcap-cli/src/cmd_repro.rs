@@ -120,11 +120,7 @@ fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name:
             row.report.reason,
             if row.report.under_trained { " [under_trained]" } else { "" }
         );
-        if pb.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            pb.println(line);
-        }
+        crate::progress::log_line(&pb, line);
         pb.inc(1);
     })
     .map_err(|e| InputError(e.to_string()))?;

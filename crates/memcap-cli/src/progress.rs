@@ -55,3 +55,13 @@ pub fn spinner(enabled: bool, msg: &str) -> Option<ProgressBar> {
     s.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(s)
 }
+
+/// Prints a log line above `pb`, or to stderr when the bar is hidden (output
+/// not a terminal), where indicatif would drop the line.
+pub fn log_line(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        pb.println(line);
+    }
+}

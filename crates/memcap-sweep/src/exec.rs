@@ -8,7 +8,7 @@ use memcap_core::construct::{construct, ConstructConfig};
 use memcap_core::gen::GenKind;
 use memcap_core::model::lower_bound_params;
 use memcap_core::verify::{verify, Arith};
-use memcap_core::{Dataset, MapChoice, Positional};
+use memcap_core::MapChoice;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -161,14 +161,9 @@ fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {
     Ok(TaskOutput { result, timing })
 }
 
-/// Training data: token ids, drawn distinct for the model's positional mode.
-fn train_data(d: &crate::plan::DataSpec, positional: Positional) -> Result<Dataset, SweepError> {
-    Ok(d.dataset(GenKind::Ids, positional)?)
-}
-
 fn run_train(c: &TrainTask) -> Result<TaskOutput, SweepError> {
     use memcap_train::{MlpConfig, ModelConfig, TrainConfig, TransformerConfig};
-    let data = train_data(&c.data, c.positional)?;
+    let data = c.data.dataset(GenKind::Ids, c.positional)?;
     let model = if c.model == "mlp" {
         ModelConfig::Mlp(MlpConfig::for_data(&data, c.width, c.depth))
     } else {
@@ -207,7 +202,7 @@ fn run_train(c: &TrainTask) -> Result<TaskOutput, SweepError> {
 fn run_capacity(c: &CapacityTask) -> Result<TaskOutput, SweepError> {
     use memcap_train::capacity::{capacity_search, CapacitySpec, Family, Strategy};
     use memcap_train::TrainConfig;
-    let data = train_data(&c.data, c.positional)?;
+    let data = c.data.dataset(GenKind::Ids, c.positional)?;
     let family = if c.model == "mlp" {
         Family::Mlp
     } else {

@@ -594,12 +594,11 @@ pub fn bits_capacity(spec: &BitsSpec, data: &Dataset, on_point: &mut dyn FnMut(&
         let p = BitsPoint { n_seqs: n, label_bits: sub.label_bits(), memorized_bits: bits, best_acc: acc };
         on_point(&p);
         points.push(p);
-        if best > 0.0 && bits < best * (1.0 + plateau_gain) {
-            plateaued = true;
-            best = best.max(bits);
+        plateaued = best > 0.0 && bits < best * (1.0 + plateau_gain);
+        best = best.max(bits);
+        if plateaued {
             break;
         }
-        best = best.max(bits);
     }
     let num_params = model.num_params();
     let reason = if plateaued {

@@ -449,7 +449,7 @@ pub fn train(
         memorized,
         first_memorized_step: first_memorized,
         diverged,
-        bits_per_param: memorized.then(|| data.label_bits() / num_params as f64),
+        bits_per_param: memorized.then(|| crate::bits_per_param(data.label_bits(), num_params)),
         memorized_bits: last.memorized_bits,
         memorized_bits_per_param: last.memorized_bits / num_params as f64,
         under_trained,
