@@ -1,12 +1,13 @@
 """PyTorch CPU reference for memcap-train's step benchmark.
 
 Builds exactly the Transformer of `crates/memcap-train/examples/bench_step.rs`
-(V = C = 16, n = 8, d = 16, 2 heads x 8, d_ff = 48, 1 block, no positional
-encoding, no LayerNorm, bias-free attention projections, readout at the last
-position, and the last block computing only the last query, as memcap-train
-does) and times AdamW training steps on a batch of 64.
+(V = C = 16, n = 8, 1 block, no positional encoding, no LayerNorm, bias-free
+attention projections, readout at the last position, and the last block
+computing only the last query, as memcap-train does) and times AdamW training
+steps on one batch. Sizes: 3k (d 16, 2x8 heads, d_ff 48), 30k (d 48, 4x12,
+192), 300k (d 160, 8x20, 640).
 
-Usage: python3 scripts/train/bench_step.py [steps] [threads]
+Usage: python3 scripts/train/bench_step.py [size] [batch] [threads] [steps]
 Prints one JSON line.
 """
 import json
@@ -56,16 +57,22 @@ class Tiny(nn.Module):
         return self.head(x[:, -1, :])
 
 
+SIZES = {"3k": (16, 2, 48), "30k": (48, 4, 192), "300k": (160, 8, 640)}
+
+
 def main():
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    size = sys.argv[1] if len(sys.argv) > 1 else "3k"
+    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 2000
+    d, h, ff = SIZES[size]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = Tiny()
+    model = Tiny(d=d, h=h, dh=d // h, ff=ff)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-    x = torch.randint(0, 16, (64, 8))
-    y = torch.randint(0, 16, (64,))
+    x = torch.randint(0, 16, (batch, 8))
+    y = torch.randint(0, 16, (batch,))
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -74,14 +81,14 @@ def main():
         opt.step()
         return loss
 
-    for _ in range(50):
+    for _ in range(20):
         step()
     t = time.perf_counter()
     for _ in range(steps):
         step()
     dt = (time.perf_counter() - t) / steps
-    print(json.dumps({"impl": f"pytorch {torch.__version__}", "threads": threads, "params": params,
-                      "batch": 64, "seq_len": 8, "steps": steps, "sec_per_step": float(f"{dt:.3e}")}))
+    print(json.dumps({"impl": f"pytorch {torch.__version__}", "size": size, "threads": threads, "params": params,
+                      "batch": batch, "seq_len": 8, "steps": steps, "sec_per_step": float(f"{dt:.3e}")}))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,37 @@
 #!/usr/bin/env bash
-# Side-by-side: one training step of the same ~3k-parameter Transformer
-# (batch 64, n = 8) in memcap-train (candle) and in PyTorch on CPU.
-# Needs `pip install torch`. Usage: scripts/train/bench_step.sh [steps]
+# Side-by-side: one AdamW training step of the same Transformer in
+# memcap-train (candle) and in PyTorch on CPU, at ~3k, ~30k and ~300k
+# parameters, batch 64 and 512, 1 and 2 threads (memcap: data-parallel
+# shards, `TrainConfig::threads`; PyTorch: torch.set_num_threads).
+# Needs `pip install torch`. Usage: scripts/train/bench_step.sh [steps-scale]
+# (steps per point = 2000 / 200 / 40 at 3k / 30k / 300k, times the scale).
+# Prints one JSON line per measurement, then a table of ratios.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-steps="${1:-2000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target-train}"
+scale="${1:-1}"
 cargo build --release -q -p memcap-train --example bench_step
-"$CARGO_TARGET_DIR/release/examples/bench_step" "$steps"
-python3 scripts/train/bench_step.py "$steps" 1
-python3 scripts/train/bench_step.py "$steps" 2
+bin="${CARGO_TARGET_DIR:-target}/release/examples/bench_step"
+out="$(mktemp)"
+for size in 3k 30k 300k; do
+  case $size in 3k) steps=2000 ;; 30k) steps=200 ;; 300k) steps=40 ;; esac
+  steps=$((steps * scale))
+  for batch in 64 512; do
+    for threads in 1 2; do
+      "$bin" "$size" "$batch" "$threads" "$steps" | tee -a "$out"
+      python3 scripts/train/bench_step.py "$size" "$batch" "$threads" "$steps" | tee -a "$out"
+    done
+  done
+done
+python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+key = lambda r: (r["size"], r["batch"], r["threads"])
+mc = {key(r): r for r in rows if r["impl"].startswith("memcap")}
+pt = {key(r): r for r in rows if r["impl"].startswith("pytorch")}
+print("| params | batch | threads | memcap ms/step | PyTorch ms/step | memcap / PyTorch |")
+print("|---:|---:|---:|---:|---:|---:|")
+for k in mc:
+    m, p = mc[k]["sec_per_step"] * 1e3, pt[k]["sec_per_step"] * 1e3
+    print(f"| {mc[k]['params']:,} | {k[1]} | {k[2]} | {m:.3f} | {p:.3f} | {m / p:.2f}× |")
+PY
+rm -f "$out"

@@ -275,11 +275,23 @@ pub struct TrainConfig {
     /// Stop at the first evaluation with 100% training accuracy.
     #[serde(default = "default_true")]
     pub stop_when_memorized: bool,
+    /// Data-parallel threads per step (≥ 1): each step's batch is split
+    /// into this many contiguous shards whose forward and backward passes
+    /// run concurrently, and the gradients are summed in shard order before
+    /// the update. Deterministic for a fixed value; different values change
+    /// the float summation order, so results agree only to rounding.
+    /// candle's own ops stay single-threaded (see the crate docs,
+    /// "Threading").
+    #[serde(default = "default_threads")]
+    pub threads: usize,
 }
 
 /// The largest step budget a run accepts (10^8 steps: weeks of CPU even for
 /// tiny models); larger budgets are input errors, not hangs.
 pub const MAX_STEPS: usize = 100_000_000;
+
+/// The most data-parallel threads one run accepts ([`TrainConfig::threads`]).
+pub const MAX_THREADS: usize = 256;
 
 /// Learning-rate schedule of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -294,6 +306,9 @@ pub enum Schedule {
     Constant,
 }
 
+fn default_threads() -> usize {
+    1
+}
 fn default_warmup() -> f64 {
     0.05
 }
@@ -329,6 +344,7 @@ impl Default for TrainConfig {
             eval_every: 50,
             seed: 0,
             stop_when_memorized: true,
+            threads: 1,
         }
     }
 }
@@ -392,6 +408,12 @@ impl TrainConfig {
         }
         if self.eval_every == 0 {
             return cfg_err("train: --eval-every must be at least 1");
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return cfg_err(format!(
+                "train: data-parallel threads (--threads) must be in 1..={MAX_THREADS}, got {}",
+                self.threads
+            ));
         }
         Ok(())
     }

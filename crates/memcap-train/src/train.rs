@@ -261,14 +261,17 @@ impl AdamW {
 
     /// One update with learning rate `lr`, after clipping the global
     /// gradient norm to `cfg.grad_clip`.
-    fn step(&mut self, model: &Model, grads: &candle_core::backprop::GradStore, lr: f64) -> Result<()> {
+    /// `gs[k]`: the gradient of `model.vars()[k]`, flattened (`None`: the
+    /// variable got no gradient).
+    fn step(
+        &mut self,
+        model: &Model,
+        gs: &[Option<Vec<f32>>],
+        lr: f64,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<()> {
         self.t += 1;
         let c = &self.cfg;
-        let gs: Vec<Option<Vec<f32>>> = model
-            .vars()
-            .iter()
-            .map(|nv| grads.get(nv.var.as_tensor()).map(|g| g.flatten_all()?.to_vec1::<f32>()).transpose())
-            .collect::<std::result::Result<_, _>>()?;
         let norm = gs.iter().flatten().flat_map(|g| g.iter()).map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
         let scale = match c.grad_clip {
             Some(max) if norm > max => (max / (norm + 1e-6)) as f32,
@@ -282,18 +285,107 @@ impl AdamW {
         let step_size = (lr / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         let eps = c.eps as f32;
-        for ((nv, (theta, m, v)), g) in model.vars().iter().zip(self.state.iter_mut()).zip(&gs) {
+        for ((nv, (theta, m, v)), g) in model.vars().iter().zip(self.state.iter_mut()).zip(gs) {
             let Some(g) = g else { continue };
-            for i in 0..theta.len() {
-                let gi = g[i] * scale;
-                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                theta[i] = theta[i] * decay - step_size * m[i] / (v[i].sqrt() / bc2_sqrt + eps);
+            // Elementwise, so bit-identical however it is split: iterators
+            // (no bounds checks) let it vectorize, and big tensors are cut
+            // into chunks for the data-parallel pool.
+            let update = |theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| {
+                for (((t, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                    let gi = g * scale;
+                    *m = b1 * *m + (1.0 - b1) * gi;
+                    *v = b2 * *v + (1.0 - b2) * gi * gi;
+                    *t = *t * decay - step_size * *m / (v.sqrt() / bc2_sqrt + eps);
+                }
+            };
+            const CHUNK: usize = 1 << 14;
+            match pool {
+                Some(pool) if theta.len() > CHUNK => {
+                    use rayon::prelude::*;
+                    pool.install(|| {
+                        theta
+                            .par_chunks_mut(CHUNK)
+                            .zip(m.par_chunks_mut(CHUNK))
+                            .zip(v.par_chunks_mut(CHUNK))
+                            .zip(g.par_chunks(CHUNK))
+                            .for_each(|(((t, m), v), g)| update(t, m, v, g))
+                    });
+                }
+                _ => update(theta, m, v, g),
             }
             nv.var.set(&Tensor::from_slice(theta, nv.var.shape(), &Device::Cpu)?)?;
         }
         Ok(())
     }
+}
+
+/// A pool of `threads` workers for data-parallel steps (`None` for one).
+fn data_parallel_pool(threads: usize) -> Result<Option<rayon::ThreadPool>> {
+    if threads <= 1 {
+        return Ok(None);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| crate::error::TrainError::InvalidConfig(format!("thread pool: {e}")))?;
+    Ok(Some(pool))
+}
+
+/// Mean cross-entropy of one batch (tokens `[b, n]`, flat labels) and its
+/// gradient per variable of `model` (flattened, in `model.vars()` order).
+///
+/// With a pool of `k` workers the batch is cut into `k` contiguous shards;
+/// shard `i` backpropagates `loss_i · b_i / b`, so the summed gradients
+/// (added in shard order: deterministic) are those of the batch mean.
+fn loss_and_grads(
+    model: &Model,
+    tokens: &Tensor,
+    labels: &Tensor,
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<(f64, Vec<Option<Vec<f32>>>)> {
+    let b = tokens.dim(0)?;
+    let per_row = labels.dim(0)? / b.max(1);
+    let shard = |start: usize, len: usize| -> Result<(f64, Vec<Option<Vec<f32>>>)> {
+        let (t, l) = if len == b {
+            (tokens.clone(), labels.clone())
+        } else {
+            (tokens.narrow(0, start, len)?, labels.narrow(0, start * per_row, len * per_row)?)
+        };
+        let loss = cross_entropy(&model.logits(&t, false)?, &l)?;
+        let loss = if len == b { loss } else { (loss * (len as f64 / b as f64))? };
+        let value = loss.to_scalar::<f32>()? as f64;
+        let grads = loss.backward()?;
+        let gs = model
+            .vars()
+            .iter()
+            .map(|nv| grads.get(nv.var.as_tensor()).map(|g| g.flatten_all()?.to_vec1::<f32>()).transpose())
+            .collect::<std::result::Result<_, _>>()?;
+        Ok((value, gs))
+    };
+    let Some(pool) = pool else { return shard(0, b) };
+    let k = pool.current_num_threads().min(b).max(1);
+    let bounds: Vec<(usize, usize)> = (0..k).map(|i| (i * b / k, (i + 1) * b / k - i * b / k)).collect();
+    use rayon::prelude::*;
+    let parts: Vec<Result<(f64, Vec<Option<Vec<f32>>>)>> =
+        pool.install(|| bounds.par_iter().map(|&(s, len)| shard(s, len)).collect());
+    let mut total = 0.0;
+    let mut sum: Vec<Option<Vec<f32>>> = Vec::new();
+    for part in parts {
+        let (value, gs) = part?;
+        total += value;
+        if sum.is_empty() {
+            sum = gs;
+            continue;
+        }
+        for (acc, g) in sum.iter_mut().zip(gs) {
+            match (acc.as_mut(), g) {
+                (Some(a), Some(g)) => a.iter_mut().zip(&g).for_each(|(x, y)| *x += y),
+                (None, Some(g)) => *acc = Some(g),
+                (_, None) => {}
+            }
+        }
+    }
+    Ok((total, sum))
 }
 
 /// Exact full-data evaluation: loss, accuracy (strict argmax), sequence
@@ -366,6 +458,7 @@ pub fn train(
     let batch = train_cfg.batch_size.map_or(n_ex, |b| b.min(n_ex));
     let full_batch = batch == n_ex;
     let mut opt = AdamW::new(&model, train_cfg)?;
+    let pool = data_parallel_pool(train_cfg.threads.min(batch))?;
     let mut order: Vec<u32> = (0..n_ex as u32).collect();
     let mut cursor = n_ex; // forces a shuffle before the first minibatch
 
@@ -399,9 +492,7 @@ pub fn train(
                 cursor += batch;
                 dt.batch(Some(&idx))?
             };
-            let logits = model.logits(&tokens, false)?;
-            let loss = cross_entropy(&logits, &labels)?;
-            let batch_loss = loss.to_scalar::<f32>()? as f64;
+            let (batch_loss, grads) = loss_and_grads(&model, &tokens, &labels, pool.as_ref())?;
             steps = step;
             if !batch_loss.is_finite() {
                 diverged = true;
@@ -409,8 +500,7 @@ pub fn train(
                 progress(Progress { step, max_steps: train_cfg.max_steps, batch_loss, eval: metrics.last() });
                 break;
             }
-            let grads = loss.backward()?;
-            opt.step(&model, &grads, train_cfg.lr_at(step))?;
+            opt.step(&model, &grads, train_cfg.lr_at(step), pool.as_ref())?;
             if step % train_cfg.eval_every == 0 || step == train_cfg.max_steps {
                 let m = eval(step, batch_loss)?;
                 let done = m.acc >= 1.0;

@@ -97,3 +97,43 @@ fn seq2seq_transformer_with_positions_memorizes() {
     assert!(run.summary.memorized, "acc {} seq_acc {}", run.summary.final_acc, run.summary.final_seq_acc);
     assert_eq!(run.summary.final_seq_acc, 1.0);
 }
+
+#[test]
+fn data_parallel_steps_follow_the_single_thread_run_to_rounding_and_are_deterministic() {
+    // Sharding the batch over threads computes the same mean-loss gradient
+    // (each shard weighted by its size), so a run with 3 shards (uneven:
+    // 37 rows) tracks the 1-thread run to float rounding, for both tasks.
+    for task in [Task::NextToken, Task::Seq2seq] {
+        let data = random(37, 6, 10, 5, task, 4);
+        let model = ModelConfig::Transformer(TransformerConfig { layer_norm: true, ..tf(&data, 8, 2, 16, 2) });
+        let cfg = TrainConfig {
+            lr: 5e-3,
+            max_steps: 20,
+            eval_every: 5,
+            stop_when_memorized: false,
+            ..TrainConfig::default()
+        };
+        let one = train(&model, &cfg, &data, &mut |_| {}).expect("1 thread");
+        let three = train(&model, &TrainConfig { threads: 3, ..cfg.clone() }, &data, &mut |_| {}).expect("3 threads");
+        let again = train(&model, &TrainConfig { threads: 3, ..cfg.clone() }, &data, &mut |_| {}).expect("again");
+        assert_eq!(three.weights, again.weights, "{task:?}: a fixed thread count must be deterministic");
+        for (a, b) in one.metrics.iter().zip(&three.metrics) {
+            assert!(
+                (a.loss - b.loss).abs() < 1e-4 * a.loss.max(1.0),
+                "{task:?} step {}: {} vs {}",
+                a.step,
+                a.loss,
+                b.loss
+            );
+        }
+        assert!(
+            one.metrics.last().expect("metrics").loss < one.metrics[0].loss,
+            "{task:?}: training must lower the loss"
+        );
+    }
+    let data = random(8, 4, 6, 3, Task::NextToken, 0);
+    let model = ModelConfig::Transformer(tf(&data, 4, 1, 8, 1));
+    let bad = TrainConfig { threads: 0, ..TrainConfig::default() };
+    let err = train(&model, &bad, &data, &mut |_| {}).expect_err("0 threads is invalid");
+    assert!(err.to_string().contains("--threads"), "{err}");
+}
