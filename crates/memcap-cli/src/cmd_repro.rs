@@ -75,12 +75,17 @@ pub enum ReproKind {
 }
 
 fn write(out: &Path, name: &str, r: memcap_report::repro::Rendered) -> Result<()> {
-    for (ext, bytes) in
-        [("csv", r.csv.as_bytes()), ("svg", r.svg.as_bytes()), ("png", &r.png[..]), ("json", r.json.as_bytes())]
-    {
+    for (ext, bytes) in [
+        ("csv", r.csv.as_bytes()),
+        ("svg", r.svg.as_bytes()),
+        ("png", &r.png[..]),
+        ("md", r.markdown.as_bytes()),
+        ("json", r.json.as_bytes()),
+    ] {
         write_atomic(&out.join(format!("{name}.{ext}")), bytes)?;
     }
-    println!("wrote {0}/{name}.json, .csv, .svg and .png", out.display());
+    println!("\n{}", r.markdown);
+    println!("wrote {0}/{name}.json, .csv, .svg, .png and .md (`memcap report {0}` re-renders them)", out.display());
     Ok(())
 }
 
@@ -112,7 +117,7 @@ fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name:
     let r = repro::size_sweep(&spec, text.as_deref(), &|row| {
         let line = format!(
             "{} = {:5} {:12} seed {} → {} ({}){}",
-            if name == "size_vs_N" { "N" } else { "n" },
+            if name.starts_with("size_vs_N") { "N" } else { "n" },
             row.value,
             row.family,
             row.seed,
@@ -163,7 +168,8 @@ pub fn repro(a: ReproArgs) -> Result<Outcome> {
             write(&a.out, "fig2", memcap_report::repro::fig2(&r)?)?;
         }
         ReproKind::SizeVsNSeqs(f) => {
-            sweep(SizeSweepSpec::paper_size_vs_n_seqs(), &f, a.threads, &a.out, "size_vs_N")?;
+            let name = if f.text.is_some() { "size_vs_N_text" } else { "size_vs_N" };
+            sweep(SizeSweepSpec::paper_size_vs_n_seqs(), &f, a.threads, &a.out, name)?;
         }
         ReproKind::SizeVsSeqLen(f) => {
             sweep(SizeSweepSpec::paper_size_vs_seq_len(), &f, a.threads, &a.out, "size_vs_n")?;

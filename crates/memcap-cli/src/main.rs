@@ -79,7 +79,7 @@ enum Cmd {
     Train(cmd_train::TrainArgs),
     /// Smallest model that gradient descent drives to 100% training accuracy.
     Capacity(cmd_capacity::CapacityArgs),
-    /// Reproductions: fig2, size-vs-n, mlp-vs-transformer (JSON + CSV + SVG).
+    /// The paper's experiments: fig2, size-vs-N, size-vs-n, mlp-vs-transformer (JSON, CSV, SVG, PNG, Markdown table).
     Repro(cmd_repro::ReproArgs),
 }
 

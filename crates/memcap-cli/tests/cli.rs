@@ -172,6 +172,7 @@ fn bad_training_flags_name_the_flag_and_exit_2() {
         (vec!["train", s(&data), "--lr", "NaN", "-o", s(&out)], "--lr"),
         (vec!["train", s(&data), "--steps", "0", "-o", s(&out)], "--steps"),
         (vec!["train", s(&data), "--grad-clip", "-2", "-o", s(&out)], "--grad-clip"),
+        (vec!["train", s(&data), "--threads", "0", "-o", s(&out)], "--threads"),
         (vec!["capacity", s(&data), "--widths", "0,4", "-o", s(&out)], "--widths"),
         (vec!["capacity", s(&data), "--blocks", "0", "-o", s(&out)], "--blocks"),
         (vec!["capacity", s(&data), "--heads", "0", "-o", s(&out)], "--heads"),

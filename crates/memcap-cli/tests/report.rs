@@ -188,3 +188,23 @@ fn report_on_a_folder_without_results_exits_2() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no results to report on"));
     assert!(!d.join("rep").exists(), "nothing written on error");
 }
+
+/// `memcap repro` writes JSON that `memcap report` re-renders: a two-depth
+/// fig2 of a few steps (its step-0 batch loss is NaN, written as null) comes
+/// back as a figure, a CSV and a report.md row per depth.
+#[test]
+fn report_re_renders_a_repro_folder() {
+    let d = tmpdir("reprorep");
+    let (out, rep) = (d.join("repro"), d.join("rep"));
+    ok(memcap(&["repro", "-o", s(&out), "fig2", "--steps", "4", "--blocks", "1,2"]));
+    for ext in ["json", "csv", "svg", "png", "md"] {
+        assert!(out.join(format!("fig2.{ext}")).is_file(), "fig2.{ext}");
+    }
+    ok(memcap(&["report", s(&out), "-o", s(&rep)]));
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 2 |")).collect();
+    assert_eq!(rows.len(), 2, "one row per depth in\n{md}");
+    assert!(rep.join("fig2.png").is_file() && rep.join("index.html").is_file());
+    let html = std::fs::read_to_string(rep.join("index.html")).unwrap();
+    assert!(html.contains("<table>") && html.contains("fig2.png"), "{html}");
+}

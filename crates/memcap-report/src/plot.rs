@@ -125,6 +125,91 @@ impl Plot {
     }
 }
 
+/// A tick label with no more digits than it needs: `1000`, `2.5`, `0.05`,
+/// `1e-4`, `2.5e6` (plotters' default prints `100.0` and `0.0010000`).
+pub fn tick_label(v: &f64) -> String {
+    let v = *v;
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".into() } else { v.to_string() };
+    }
+    let a = v.abs();
+    if !(1e-3..1e6).contains(&a) {
+        let s = format!("{v:.1e}");
+        return s.replace(".0e", "e");
+    }
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Tick values of a log axis over `[lo, hi]`: powers of ten over three
+/// decades or more, `1, 2, 5 × 10^k` over more than one, `1…9 × 10^k`
+/// inside about one (plotters' own log ticks skip ranges inside a decade).
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
+    }
+    let span = (hi / lo).log10();
+    let mantissas: &[f64] = if span >= 3.0 {
+        &[1.0]
+    } else if span > 1.2 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    };
+    let mut out = Vec::new();
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    for k in k0..=k1 {
+        for &m in mantissas {
+            let v = m * 10f64.powi(k);
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// The corner of the chart with the fewest data points under a legend box
+/// (about 45% of the width by 7% of the height per series), so the legend
+/// covers as little data as it can.
+fn legend_corner(plot: &Plot) -> SeriesLabelPosition {
+    let pts: Vec<(f64, f64)> =
+        plot.series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| plot.keep(p)).collect();
+    let axis = |log: bool| move |v: f64| if log { v.ln() } else { v };
+    let (fx, fy) = (axis(plot.x_log()), axis(plot.y_log()));
+    let (x0, x1) = bounds(pts.iter().map(|p| p.0), plot.x_log());
+    let (y0, y1) = bounds(pts.iter().map(|p| p.1), plot.y_log());
+    let norm = |v: f64, lo: f64, hi: f64, f: &dyn Fn(f64) -> f64| (f(v) - f(lo)) / (f(hi) - f(lo)).max(1e-300);
+    let (w, h) = (0.45, (0.07 * plot.series.len() as f64 + 0.04).min(0.9));
+    let count = |left: bool, bottom: bool| {
+        pts.iter()
+            .filter(|p| {
+                let (u, v) = (norm(p.0, x0, x1, &fx), norm(p.1, y0, y1, &fy));
+                (if left { u <= w } else { u >= 1.0 - w }) && (if bottom { v <= h } else { v >= 1.0 - h })
+            })
+            .count()
+    };
+    let corners = [
+        (SeriesLabelPosition::LowerRight, false, true),
+        (SeriesLabelPosition::UpperRight, false, false),
+        (SeriesLabelPosition::UpperLeft, true, false),
+        (SeriesLabelPosition::LowerLeft, true, true),
+    ];
+    let mut best = (usize::MAX, SeriesLabelPosition::LowerRight);
+    for (pos, left, bottom) in corners {
+        let c = count(left, bottom);
+        if c < best.0 {
+            best = (c, pos);
+        }
+    }
+    best.1
+}
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 /// Mesh, curves (markers on data) and legend, for any pair of axis kinds
@@ -144,6 +229,10 @@ where
         .configure_mesh()
         .x_desc(plot.x_label.as_str())
         .y_desc(plot.y_label.as_str())
+        .x_labels(10)
+        .y_labels(10)
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(e)?;
@@ -162,7 +251,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend_corner(plot))
         .label_font(("sans-serif", 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -175,9 +264,10 @@ fn draw(area: &Area<'_>, plot: &Plot) -> Result<(), PlotError> {
     let pts = || plot.series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| plot.keep(p));
     let (x0, x1) = bounds(pts().map(|p| p.0), plot.x_log());
     let (y0, y1) = bounds(pts().map(|p| p.1), plot.y_log());
+    let log = |lo: f64, hi: f64| (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
     let r = match (plot.x_log(), plot.y_log()) {
-        (true, _) => draw_on(area, plot, (x0..x1).log_scale(), (y0..y1).log_scale()),
-        (false, true) => draw_on(area, plot, x0..x1, (y0..y1).log_scale()),
+        (true, _) => draw_on(area, plot, log(x0, x1), log(y0, y1)),
+        (false, true) => draw_on(area, plot, x0..x1, log(y0, y1)),
         (false, false) => draw_on(area, plot, x0..x1, y0..y1),
     };
     r.map_err(|reason| PlotError::Svg { plot: plot.name.clone(), reason })
@@ -234,4 +324,59 @@ pub fn svg_to_png(name: &str, svg: &str) -> Result<Vec<u8>, PlotError> {
     pixmap.fill(resvg::tiny_skia::Color::WHITE);
     resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
     pixmap.encode_png().map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_print_no_more_digits_than_needed() {
+        let cases =
+            [(100.0, "100"), (2.5, "2.5"), (0.05, "0.05"), (0.0, "0"), (1e-4, "1e-4"), (2.5e6, "2.5e6"), (-3.0, "-3")];
+        for (v, want) in cases {
+            assert_eq!(tick_label(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn legend_goes_to_the_corner_without_data() {
+        // A loss curve falling from upper left to lower right: the default
+        // corner (lower right) holds data, the upper right does not.
+        let pts: Vec<(f64, f64)> = (0..20).map(|i| (i as f64, 2.0 - 0.1 * i as f64)).collect();
+        let plot = Plot {
+            name: "p".into(),
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_log: false,
+            log_y: false,
+            series: vec![Series::data("falling", pts)],
+        };
+        assert!(matches!(legend_corner(&plot), SeriesLabelPosition::UpperRight));
+    }
+
+    #[test]
+    fn narrow_log_range_still_gets_numbered_ticks() {
+        // Parameter counts 2,164..6,616 span half a decade: the y axis must
+        // still carry several numbers, not just one power of ten.
+        let pts = vec![(600.0, 2164.0), (1000.0, 3500.0), (1700.0, 6616.0)];
+        let plot = Plot {
+            name: "p".into(),
+            title: "t".into(),
+            x_label: "N".into(),
+            y_label: "params".into(),
+            log_log: true,
+            log_y: false,
+            series: vec![Series::data("min size", pts)],
+        };
+        let svg = render_svg(&plot).expect("renders");
+        let numbers: Vec<f64> = svg
+            .split('>')
+            .filter_map(|t| t.split('<').next())
+            .filter_map(|t| t.trim().parse::<f64>().ok())
+            .filter(|v| (1000.0..10000.0).contains(v))
+            .collect();
+        assert!(numbers.len() >= 3, "tick labels between 1e3 and 1e4 in {numbers:?}");
+    }
 }

@@ -17,6 +17,8 @@ pub struct Rendered {
     pub svg: String,
     /// The same figure as PNG.
     pub png: Vec<u8>,
+    /// Headline table (Markdown), as the README and `report.md` show it.
+    pub markdown: String,
 }
 
 /// Rendering a reproduction failed.
@@ -33,10 +35,136 @@ pub enum ReproRenderError {
 /// Size of each panel in pixels.
 const PANEL: (u32, u32) = (640, 440);
 
-fn finish<T: serde::Serialize>(this: &T, csv: String, panels: &[Plot]) -> Result<Rendered, ReproRenderError> {
+fn finish<T: serde::Serialize>(
+    this: &T,
+    csv: String,
+    panels: &[Plot],
+    markdown: String,
+) -> Result<Rendered, ReproRenderError> {
     let svg = render_panels(panels, PANEL)?;
     let png = svg_to_png("repro", &svg)?;
-    Ok(Rendered { json: serde_json::to_string_pretty(this)?, csv, svg, png })
+    Ok(Rendered { json: serde_json::to_string_pretty(this)?, csv, svg, png, markdown })
+}
+
+/// The file stems `memcap repro` writes (`NAME.json` …), in report order.
+pub const REPRO_NAMES: [&str; 5] = ["size_vs_N", "size_vs_N_text", "size_vs_n", "mlp_vs_transformer", "fig2"];
+
+/// Re-render a reproduction from the JSON `memcap repro` wrote as
+/// `NAME.json` (`NAME` one of [`REPRO_NAMES`]; `size_vs_*` files are size
+/// sweeps, whatever their suffix).
+///
+/// # Errors
+/// [`ReproRenderError::Json`] when the JSON is not that result;
+/// [`ReproRenderError::Plot`] when drawing fails.
+pub fn render_json(name: &str, json: &str) -> Result<Rendered, ReproRenderError> {
+    if name.starts_with("fig2") {
+        fig2(&serde_json::from_str(json)?)
+    } else if name.starts_with("mlp_vs_transformer") {
+        mlp_vs_transformer(&serde_json::from_str(json)?)
+    } else {
+        size_sweep(&serde_json::from_str(json)?)
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("–".into(), |a| format!("{:.1}%", 100.0 * a))
+}
+
+fn interval(ci: Option<(f64, f64)>, f: impl Fn(f64) -> String) -> String {
+    ci.map_or(String::new(), |(lo, hi)| format!(" [{}, {}]", f(lo), f(hi)))
+}
+
+/// Headline table of [`memcap_train::repro::fig2`]: one row per depth.
+pub fn fig2_markdown(this: &Fig2Result) -> String {
+    let mut md = String::from(
+        "| blocks | params | final loss | final accuracy | memorized at step | under-trained | wall s |\n|---:|---:|---:|---:|---:|:---|---:|\n",
+    );
+    for c in &this.curves {
+        let s = &c.summary;
+        md.push_str(&format!(
+            "| {} | {} | {:.4} | {:.2}% | {} | {} | {:.0} |\n",
+            c.blocks,
+            s.num_params,
+            s.final_loss,
+            100.0 * s.final_acc,
+            s.first_memorized_step.map_or("–".into(), |v| v.to_string()),
+            if s.under_trained { "yes" } else { "no" },
+            s.elapsed_s
+        ));
+    }
+    md
+}
+
+/// Headline table of [`memcap_train::repro::size_sweep`]: slopes with
+/// intervals per family, then the median minimum size per value.
+pub fn size_sweep_markdown(this: &SizeSweepResult) -> String {
+    let var = match this.spec.sweep {
+        SweepVar::NSeqs => "N",
+        SweepVar::SeqLen => "n",
+    };
+    let mut md = format!("| family | log-log slope of minimum size vs {var} | 95% interval | values with a size |\n|---|---:|---|---:|\n");
+    for s in &this.slopes {
+        match s.fit {
+            Some(f) => md.push_str(&format!(
+                "| {} | {:.2} | {} | {} |\n",
+                s.family,
+                f.slope,
+                f.ci.map_or("–".into(), |(lo, hi)| format!("[{lo:.2}, {hi:.2}]")),
+                f.points
+            )),
+            None => md.push_str(&format!("| {} | – | – | fewer than 2 |\n", s.family)),
+        }
+    }
+    if !this.construction.is_empty() {
+        let pts: Vec<(f64, f64)> =
+            this.construction.iter().map(|c| (c.value as f64, c.params_nonzero as f64)).collect();
+        let slope = memcap_core::model::loglog_slope(&pts).map_or("–".into(), |s| format!("{s:.2}"));
+        md.push_str(&format!("| construction (nonzero) | {slope} | exact, one dataset | {} |\n", pts.len()));
+    }
+    md.push_str(&format!(
+        "\n| {var} | family | found / seeds | under-trained | median min params [95%] | bits/param (exact) | memorized bits/param |\n|---:|---|---:|---:|---:|---:|---:|\n"
+    ));
+    for c in &this.summary {
+        md.push_str(&format!(
+            "| {} | {} | {}/{} | {} | {}{} | {} | {} |\n",
+            c.value,
+            c.family,
+            c.found,
+            c.seeds,
+            c.under_trained,
+            c.median_min_params.map_or("–".into(), |v| format!("{v:.0}")),
+            interval(c.ci_min_params, |v| format!("{v:.0}")),
+            c.median_bits_per_param.map_or("–".into(), |v| format!("{v:.2}")),
+            c.median_memorized_bits_per_param.map_or("–".into(), |v| format!("{v:.2}")),
+        ));
+    }
+    md
+}
+
+/// Headline table of [`memcap_train::repro::mlp_vs_transformer`]: per n,
+/// both families' median best accuracy with intervals and who is ahead.
+pub fn mlp_vs_transformer_markdown(this: &MlpVsTransformerResult) -> String {
+    let mut md = String::from(
+        "| n | Transformer params | Transformer accuracy [95%] | memorized | MLP params | MLP accuracy [95%] | memorized | ahead |\n|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for c in &this.summary {
+        md.push_str(&format!(
+            "| {} | {} | {}{} | {}/{} | {} | {}{} | {}/{} | {} |\n",
+            c.seq_len,
+            c.transformer_params,
+            pct(c.transformer_median_acc),
+            interval(c.transformer_ci, |v| format!("{:.1}%", 100.0 * v)),
+            c.transformer_memorized,
+            c.seeds,
+            c.mlp_params,
+            pct(c.mlp_median_acc),
+            interval(c.mlp_ci, |v| format!("{:.1}%", 100.0 * v)),
+            c.mlp_memorized,
+            c.seeds,
+            c.ahead
+        ));
+    }
+    md
 }
 
 /// [`memcap_train::repro::fig2`]: JSON, CSV (`blocks,params,step,loss,acc,elapsed_s`) and a two-panel
@@ -87,7 +215,7 @@ pub fn fig2(this: &Fig2Result) -> Result<Rendered, ReproRenderError> {
                     .collect(),
             },
         ];
-        finish(this, csv, &panels)
+        finish(this, csv, &panels, fig2_markdown(this))
     }
 }
 
@@ -198,7 +326,7 @@ pub fn size_sweep(this: &SizeSweepResult) -> Result<Rendered, ReproRenderError> 
             series: bits_series,
         },
     ];
-    finish(this, csv, &panels)
+    finish(this, csv, &panels, size_sweep_markdown(this))
 }
 
 /// [`memcap_train::repro::mlp_vs_transformer`]: JSON, CSV and a two-panel figure:
@@ -267,5 +395,5 @@ pub fn mlp_vs_transformer(this: &MlpVsTransformerResult) -> Result<Rendered, Rep
             series: params,
         },
     ];
-    finish(this, csv, &panels)
+    finish(this, csv, &panels, mlp_vs_transformer_markdown(this))
 }

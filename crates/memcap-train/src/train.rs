@@ -32,18 +32,23 @@ pub struct Metric {
     /// Optimizer steps done so far (0 = at initialization).
     pub step: usize,
     /// Mean cross-entropy over all training targets (evaluation pass).
+    /// Non-finite values (a diverged run) are written as JSON `null` and
+    /// read back as NaN.
+    #[serde(deserialize_with = "null_as_nan")]
     pub loss: f64,
     /// Fraction of targets whose argmax is the label.
     pub acc: f64,
     /// Fraction of sequences with every target correct (== `acc` for
     /// next-token).
     pub seq_acc: f64,
-    /// Loss of the last minibatch before this evaluation (NaN at step 0).
+    /// Loss of the last minibatch before this evaluation (NaN at step 0:
+    /// no batch yet; JSON `null`, read back as NaN).
+    #[serde(deserialize_with = "null_as_nan")]
     pub batch_loss: f64,
     /// Memorized bits (Morris et al. 2025): Σ over targets of
     /// max(0, log2 C + log2 p(y | x)); 0 for uniform predictions, targets·log2 C
     /// for one-hot-correct ones.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_nan")]
     pub memorized_bits: f64,
     /// Seconds since the start of training.
     pub elapsed_s: f64,
@@ -110,6 +115,7 @@ pub struct RunSummary {
     /// Optimizer steps taken.
     pub steps: usize,
     /// Final full-data loss.
+    #[serde(deserialize_with = "null_as_nan")]
     pub final_loss: f64,
     /// Final training accuracy.
     pub final_acc: f64,
@@ -125,8 +131,10 @@ pub struct RunSummary {
     /// memorized (`null` otherwise; `final_acc` says how far it got).
     pub bits_per_param: Option<f64>,
     /// Memorized bits at the final evaluation (see [`Metric::memorized_bits`]).
+    #[serde(deserialize_with = "null_as_nan")]
     pub memorized_bits: f64,
     /// `memorized_bits / num_params`.
+    #[serde(deserialize_with = "null_as_nan")]
     pub memorized_bits_per_param: f64,
     /// The run did not memorize and its loss was still falling when the step
     /// budget ran out (see `under_trained_reason`).
@@ -433,6 +441,12 @@ fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<Evaluation> {
         seq_acc: seq_correct as f64 / total as f64,
         memorized_bits: bits,
     })
+}
+
+/// serde_json writes NaN and ±∞ as `null`; this reads `null` back as NaN,
+/// so results of diverged runs (and step 0's batch loss) round-trip.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Train one model on `data`; `progress` is called after every step.

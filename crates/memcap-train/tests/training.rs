@@ -137,3 +137,21 @@ fn data_parallel_steps_follow_the_single_thread_run_to_rounding_and_are_determin
     let err = train(&model, &bad, &data, &mut |_| {}).expect_err("0 threads is invalid");
     assert!(err.to_string().contains("--threads"), "{err}");
 }
+
+#[test]
+fn run_results_with_nan_losses_round_trip_through_json() {
+    // Step 0 has no batch loss (NaN) and a diverged run has a NaN loss:
+    // serde_json writes them as null, and reading them back must work (a
+    // repro JSON with such a metric used to be unreadable by `memcap report`).
+    let data = random(8, 4, 6, 3, Task::NextToken, 0);
+    let model = ModelConfig::Transformer(tf(&data, 4, 1, 8, 1));
+    let cfg = TrainConfig { max_steps: 2, eval_every: 1, stop_when_memorized: false, ..TrainConfig::default() };
+    let mut run = train(&model, &cfg, &data, &mut |_| {}).expect("runs");
+    assert!(run.metrics[0].batch_loss.is_nan(), "step 0 has no batch");
+    run.summary.final_loss = f64::NAN;
+    let json = serde_json::to_string(&(&run.metrics, &run.summary)).expect("serializes");
+    assert!(json.contains("null"), "NaN is written as null: {json}");
+    let (metrics, summary): (Vec<Metric>, RunSummary) = serde_json::from_str(&json).expect("reads back");
+    assert!(metrics[0].batch_loss.is_nan() && summary.final_loss.is_nan());
+    assert_eq!(metrics[1].loss.to_bits(), run.metrics[1].loss.to_bits());
+}
