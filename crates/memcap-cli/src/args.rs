@@ -57,6 +57,10 @@ pub struct BuildOpts {
     /// Vocabulary size, if larger than the largest id + 1.
     #[arg(long)]
     pub vocab: Option<usize>,
+    /// Refuse datasets whose vocabulary (declared, or largest id + 1) is larger
+    /// (the dense embedding export allocates vocab × width f64 values).
+    #[arg(long, default_value_t = memcap_core::Limits::default().max_vocab)]
+    pub max_vocab: usize,
     /// Number of classes, if larger than the largest label + 1.
     #[arg(long = "num-classes", visible_alias = "classes")]
     pub classes: Option<u32>,
@@ -74,6 +78,7 @@ impl BuildOpts {
             code_bits: None,
             vocab: None,
             classes: None,
+            max_vocab: memcap_core::Limits::default().max_vocab,
         }
     }
 
@@ -88,7 +93,7 @@ impl BuildOpts {
         }
     }
     pub fn parse_opts(&self) -> ParseOptions {
-        ParseOptions { vocab: self.vocab, num_classes: self.classes }
+        ParseOptions { vocab: self.vocab, num_classes: self.classes, max_vocab: Some(self.max_vocab) }
     }
 }
 
@@ -372,6 +377,30 @@ impl TrainDataArgs {
         match self.dedupe {
             None => Ok(ds),
             Some(policy) => resolve(ds, positional, policy, &what, false),
+        }
+    }
+}
+
+/// Size limits on a model file (`memcap_core::limits`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelLimitArgs {
+    /// Refuse model files whose architecture declares more dense parameters
+    /// (dense exports and float evaluation allocate by it).
+    #[arg(long, default_value_t = memcap_core::Limits::default().max_dense_params)]
+    pub max_dense_params: u64,
+    /// Refuse model files with a number of more decimal digits (weights are
+    /// exact decimal strings; constructions stay far below the default).
+    #[arg(long, default_value_t = memcap_core::Limits::default().max_weight_digits)]
+    pub max_weight_digits: usize,
+}
+
+impl ModelLimitArgs {
+    /// These limits, the rest default.
+    pub fn limits(&self) -> memcap_core::Limits {
+        memcap_core::Limits {
+            max_dense_params: self.max_dense_params,
+            max_weight_digits: self.max_weight_digits,
+            ..Default::default()
         }
     }
 }

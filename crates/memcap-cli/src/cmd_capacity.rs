@@ -95,6 +95,7 @@ pub enum StrategyArg {
 
 /// `memcap capacity`.
 pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
+    crate::io::check_output_dir(&a.out, "-o")?;
     memcap_train::ensure_single_threaded_ops();
     let data = a.data.load(a.positional)?;
     let spec = CapacitySpec {

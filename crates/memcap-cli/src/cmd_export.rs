@@ -32,6 +32,8 @@ pub struct ExportArgs {
     /// (safetensors only: copies its weights and config; with --data also writes
     /// logits.json, memcap's own logits, for the PyTorch comparison).
     model: PathBuf,
+    #[command(flatten)]
+    limits: crate::args::ModelLimitArgs,
     #[arg(long, value_enum, default_value = "safetensors")]
     format: ExportFormat,
     /// Output directory (created; files are written atomically).
@@ -58,6 +60,8 @@ fn read_data_for(model: &Model, path: &Path, dedupe: Dedupe) -> Result<Dataset> 
             InputSpec::Vectors { .. } => None,
         },
         num_classes: Some(model.config.num_classes),
+        // The model's vocabulary already passed the model's size limits.
+        max_vocab: Some(usize::MAX),
     };
     let ds = read_dataset(path, opts)?;
     let policy = dedupe;
@@ -68,10 +72,11 @@ fn read_data_for(model: &Model, path: &Path, dedupe: Dedupe) -> Result<Dataset> 
 }
 
 pub fn export(a: ExportArgs) -> Result<Outcome> {
+    crate::io::check_output_dir(&a.out, "-o")?;
     if a.model.is_dir() {
         return export_trained(&a);
     }
-    let model = read_model(&a.model)?;
+    let model = read_model(&a.model, &a.limits.limits())?;
     let ds = a.data.as_deref().map(|p| read_data_for(&model, p, a.dedupe)).transpose()?;
     let fe = float_exactness(&model, ds.as_ref(), a.check_limit).map_err(|e| InputError(e.to_string()))?;
     let cfg = hf_config(&model, &fe);

@@ -47,6 +47,7 @@ pub struct GenArgs {
 }
 
 pub fn gen(a: GenArgs) -> Result<Outcome> {
+    crate::io::check_output_file(&a.out, "-o")?;
     let ds = match &a.text.text {
         Some(path) => {
             let bytes = a.text.read(path)?;

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub struct InspectArgs {
     /// Model JSON.
     model: PathBuf,
+    #[command(flatten)]
+    limits: crate::args::ModelLimitArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -20,7 +22,7 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(a: InspectArgs) -> Result<Outcome> {
-    let m = read_model(&a.model)?;
+    let m = read_model(&a.model, &a.limits.limits())?;
     let acc = m.accounting();
     if a.json {
         println!(

@@ -30,6 +30,7 @@ pub struct ReportArgs {
 }
 
 pub fn report(a: ReportArgs) -> Result<Outcome> {
+    crate::io::check_output_dir(&a.out, "-o")?;
     if a.results.is_dir() {
         let found: Vec<&str> =
             REPRO_NAMES.iter().copied().filter(|n| a.results.join(format!("{n}.json")).is_file()).collect();

@@ -146,6 +146,7 @@ fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name:
 
 /// `memcap repro …`.
 pub fn repro(a: ReproArgs) -> Result<Outcome> {
+    crate::io::check_output_dir(&a.out, "-o")?;
     memcap_train::ensure_single_threaded_ops();
     if a.threads == 0 {
         return Err(InputError("--threads must be at least 1".into()).into());

@@ -116,6 +116,9 @@ pub fn sweep(a: SweepArgs) -> Result<Outcome> {
 // plan
 
 fn plan(a: PlanArgs) -> Result<Outcome> {
+    if let Some(out) = &a.out {
+        crate::io::check_output_file(out, "-o")?;
+    }
     let p = &a.config;
     let text = std::fs::read_to_string(p).with_context(|| format!("cannot read sweep config {}", p.display()))?;
     let cfg: Value = serde_json::from_str(&text)
@@ -190,6 +193,7 @@ fn existing_result(dir: &Path, id: &str) -> bool {
 }
 
 fn run(a: RunArgs) -> Result<Outcome> {
+    crate::io::check_output_dir(&a.out, "-o")?;
     let tasks = read_tasks(&a.tasks)?;
     if a.jobs == 0 {
         return Err(InputError("--jobs must be at least 1".into()).into());
@@ -234,9 +238,9 @@ fn run(a: RunArgs) -> Result<Outcome> {
         match written {
             Ok(()) => eprintln!("done   {} [{n}/{total}] in {secs:.2} s", p.id),
             Err(e) => {
-                eprintln!("failed {} [{n}/{total}]: {e:#}", p.id);
+                eprintln!("failed {} [{n}/{total}]: {}", p.id, crate::io::error_chain(&e));
                 let line = line_of[p.id.as_str()];
-                let msg = format!("{}: line {line} (task {}): {e:#}", a.tasks.display(), p.id);
+                let msg = format!("{}: line {line} (task {}): {}", a.tasks.display(), p.id, crate::io::error_chain(&e));
                 failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(msg);
             }
         }

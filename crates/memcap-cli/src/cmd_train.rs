@@ -144,6 +144,7 @@ pub fn bar(enabled: bool, len: usize) -> Option<ProgressBar> {
 
 /// `memcap train`.
 pub fn train(a: TrainArgs) -> Result<Outcome> {
+    crate::io::check_output_dir(&a.out, "-o")?;
     memcap_train::ensure_single_threaded_ops();
     let data = a.data.load(a.positional)?;
     let model = match a.model {

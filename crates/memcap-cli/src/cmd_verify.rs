@@ -16,6 +16,8 @@ pub struct VerifyArgs {
     model: PathBuf,
     /// Dataset (.jsonl or .csv).
     data: PathBuf,
+    #[command(flatten)]
+    limits: crate::args::ModelLimitArgs,
     /// Exact arithmetic (big integers and rationals): the only basis for a "memorized" claim.
     #[arg(long)]
     exact: bool,
@@ -34,13 +36,15 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(a: VerifyArgs) -> Result<Outcome> {
-    let model = read_model(&a.model)?;
+    let model = read_model(&a.model, &a.limits.limits())?;
     let opts = ParseOptions {
         vocab: match model.config.input {
             memcap_core::model::InputSpec::Ids { vocab } => Some(vocab),
             _ => None,
         },
         num_classes: Some(model.config.num_classes),
+        // The model's vocabulary already passed the model's size limits.
+        max_vocab: Some(usize::MAX),
     };
     let ds = read_dataset(&a.data, opts)?;
     let ds = resolve(ds, model.config.positional, a.dedupe, &a.data, a.json)?;

@@ -17,6 +17,24 @@ impl std::fmt::Display for InputError {
 }
 impl std::error::Error for InputError {}
 
+/// An error and its causes on one line, `outer: cause: …`, leaving out a
+/// cause whose text the line already holds (typed errors that wrap their
+/// source print it themselves, and `{:#}` would print it twice).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Reads a dataset; `.csv` files are CSV, everything else JSONL.
 pub fn read_dataset(path: &Path, opts: ParseOptions) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
@@ -25,24 +43,51 @@ pub fn read_dataset(path: &Path, opts: ParseOptions) -> Result<Dataset> {
     parsed.map_err(|e| InputError(format!("{}: {e}", path.display())).into())
 }
 
-/// Reads a model JSON file.
-pub fn read_model(path: &Path) -> Result<Model> {
+/// Reads a model JSON file under `limits`.
+pub fn read_model(path: &Path, limits: &memcap_core::Limits) -> Result<Model> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model {}", path.display()))?;
-    Model::from_json(&text).map_err(|e| InputError(format!("{}: {e}", path.display())).into())
+    Model::from_json_with(&text, limits).map_err(|e| InputError(format!("{}: {e}", path.display())).into())
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// Refuses an output file path that cannot be written as a file (an
+/// existing directory), before any work starts.
+pub fn check_output_file(path: &Path, flag: &str) -> Result<()> {
+    if path.is_dir() {
+        return Err(InputError(format!("{flag} {}: is an existing directory; give a file path", path.display())).into());
     }
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Refuses an output folder path that is an existing file, before any work
+/// starts.
+pub fn check_output_dir(path: &Path, flag: &str) -> Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(InputError(format!("{flag} {}: is an existing file; give a folder path", path.display())).into());
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same folder
+/// (deleted on any error) renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    check_output_file(path, "output")?;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot move {} to {}: {}", e.file.path().display(), path.display(), e.error))?;
     Ok(())
 }
 

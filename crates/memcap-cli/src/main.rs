@@ -104,7 +104,7 @@ fn main() -> ExitCode {
         Ok(args::Outcome::Ok) => ExitCode::SUCCESS,
         Ok(args::Outcome::NotMemorized) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", io::error_chain(&e));
             ExitCode::from(2)
         }
     }

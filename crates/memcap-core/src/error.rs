@@ -167,6 +167,9 @@ pub enum ModelError {
     /// The JSON does not describe a valid model.
     #[error("invalid model: {0}")]
     Invalid(String),
+    /// A declared size is over its resource limit ([`crate::limits`]).
+    #[error("model too large: {0}")]
+    Limit(#[from] crate::limits::LimitError),
     /// Unsupported format version.
     #[error("model format version {got} is not supported (this build reads version {supported})")]
     Version {

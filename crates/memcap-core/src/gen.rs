@@ -71,10 +71,31 @@ impl GenConfig {
 ///
 /// # Errors
 /// [`DataError::Param`] when a size is 0, or when the requested number of
-/// distinct contexts cannot exist (or is not found after many redraws).
+/// distinct contexts cannot exist (or is not found after many redraws), or
+/// when N × n or the vocabulary is over [`Limits`](crate::Limits)' defaults.
 pub fn generate(cfg: &GenConfig) -> Result<Dataset, DataError> {
     if cfg.n_seqs == 0 || cfg.seq_len == 0 || cfg.vocab == 0 || cfg.num_classes == 0 {
         return Err(DataError::Param("N, n, vocab and classes must all be at least 1".into()));
+    }
+    let limits = crate::Limits::default();
+    let tokens = cfg.n_seqs as u128 * cfg.seq_len as u128;
+    if tokens > u128::from(limits.max_generated_tokens) {
+        let e = crate::LimitError {
+            field: format!("N × n ({} × {})", cfg.n_seqs, cfg.seq_len),
+            value: tokens.to_string(),
+            limit: limits.max_generated_tokens,
+            flag: None,
+        };
+        return Err(DataError::Param(e.to_string()));
+    }
+    if cfg.vocab > limits.max_vocab {
+        let e = crate::LimitError {
+            field: "vocab".into(),
+            value: cfg.vocab.to_string(),
+            limit: limits.max_vocab as u64,
+            flag: None,
+        };
+        return Err(DataError::Param(e.to_string()));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let pool: Vec<Vec<f64>> = match cfg.kind {

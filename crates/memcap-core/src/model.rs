@@ -289,20 +289,89 @@ pub struct Accounting {
 }
 
 impl Model {
-    /// Parses and validates a model from JSON text.
+    /// Parses and validates a model from JSON text, under the default
+    /// [`Limits`](crate::Limits).
+    ///
+    /// # Errors
+    /// See [`Model::from_json_with`].
     pub fn from_json(text: &str) -> Result<Model, ModelError> {
-        let head: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ModelError::Invalid(format!("not valid JSON: {e}")))?;
-        if head.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        Self::from_json_with(text, &crate::Limits::default())
+    }
+
+    /// Parses and validates a model from JSON text. Before any weight is
+    /// parsed, the longest number in the text is held to
+    /// `limits.max_weight_digits` (a linear scan); after validation, the
+    /// declared architecture to `limits.max_dense_params`, so nothing sized
+    /// by the config is allocated beyond it.
+    ///
+    /// # Errors
+    /// [`ModelError::Invalid`] (not JSON, a repeated key, missing fields,
+    /// shapes that disagree with the config), [`ModelError::Version`],
+    /// [`ModelError::Limit`].
+    pub fn from_json_with(text: &str, limits: &crate::Limits) -> Result<Model, ModelError> {
+        let (digits, line) = crate::limits::longest_digit_run(text);
+        if digits > limits.max_weight_digits {
+            return Err(crate::LimitError {
+                field: format!("digits of one number (line {line})"),
+                value: digits.to_string(),
+                limit: limits.max_weight_digits as u64,
+                flag: Some("--max-weight-digits"),
+            }
+            .into());
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            format: Option<serde_json::Value>,
+            version: Option<serde_json::Value>,
+        }
+        let head: Head = serde_json::from_str(text).map_err(|e| ModelError::Invalid(format!("not valid JSON: {e}")))?;
+        if head.format.as_ref().and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(ModelError::Invalid(format!("missing \"format\": \"{FORMAT}\"")));
         }
-        let v = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        if v != FORMAT_VERSION {
-            return Err(ModelError::Version { got: v, supported: FORMAT_VERSION });
+        let v = head.version.as_ref().and_then(|v| v.as_u64()).unwrap_or(0);
+        if v != u64::from(FORMAT_VERSION) {
+            return Err(ModelError::Version { got: u32::try_from(v).unwrap_or(u32::MAX), supported: FORMAT_VERSION });
         }
-        let m: Model = serde_json::from_value(head).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let m: Model = serde_json::from_str(text).map_err(|e| ModelError::Invalid(e.to_string()))?;
         m.validate()?;
+        m.check_limits(limits)?;
         Ok(m)
+    }
+
+    /// The dense parameter count of the declared architecture
+    /// ([`Model::dense_param_formula`]) without overflow: `None` when it
+    /// exceeds `u128`.
+    pub fn dense_params_checked(&self) -> Option<u128> {
+        let c = &self.config;
+        let [m, q, s, h, d, l, n] =
+            [c.width, c.ffn_width, c.head_dim, c.heads, c.input.dim(), c.blocks, c.seq_len].map(|x| x as u128);
+        let pos = if c.positional == Positional::Learned { m.checked_mul(n)? } else { 0 };
+        let attn = m.checked_mul(s)?.checked_mul(h)?.checked_mul(4)?;
+        let ffn = m.checked_mul(q)?.checked_mul(2)?.checked_add(q)?.checked_add(m)?;
+        let per_block = attn.checked_add(ffn)?;
+        m.checked_mul(d)?.checked_add(m)?.checked_add(pos)?.checked_add(l.checked_mul(per_block)?)?.checked_add(m + 1)
+    }
+
+    /// Holds the declared architecture to `limits.max_dense_params`.
+    ///
+    /// # Errors
+    /// [`ModelError::Limit`] naming every size of the config.
+    pub fn check_limits(&self, limits: &crate::Limits) -> Result<(), ModelError> {
+        let dense = self.dense_params_checked();
+        if dense.is_some_and(|d| d <= u128::from(limits.max_dense_params)) {
+            return Ok(());
+        }
+        let c = &self.config;
+        Err(crate::LimitError {
+            field: format!(
+                "dense parameters of the config (width {}, ffn_width {}, heads {} × head_dim {}, input dim {}, blocks {}, seq_len {})",
+                c.width, c.ffn_width, c.heads, c.head_dim, c.input.dim(), c.blocks, c.seq_len
+            ),
+            value: dense.map_or("more than 2^128".into(), |d| d.to_string()),
+            limit: limits.max_dense_params,
+            flag: Some("--max-dense-params"),
+        }
+        .into())
     }
 
     /// Serializes to JSON text (compact: models can have thousands of blocks).
@@ -390,11 +459,10 @@ impl Model {
 
     /// The dense parameter count of the fixed-width architecture:
     /// (m d + m) [+ m n] + L (4 m s H + 2 m q + q + m) + (m + 1).
+    /// Saturates at `u64::MAX` (models read from files are held to
+    /// [`Limits::max_dense_params`](crate::Limits) far below it).
     pub fn dense_param_formula(&self) -> u64 {
-        let c = &self.config;
-        let (m, q, s, h, d, l) = (c.width, c.ffn_width, c.head_dim, c.heads, c.input.dim(), c.blocks);
-        let pos = if c.positional == Positional::Learned { m * c.seq_len } else { 0 };
-        (m * d + m + pos + l * (4 * m * s * h + 2 * m * q + q + m) + m + 1) as u64
+        self.dense_params_checked().map_or(u64::MAX, |d| u64::try_from(d).unwrap_or(u64::MAX))
     }
 
     /// Parameters and bits (docs/construction.md §7.7).

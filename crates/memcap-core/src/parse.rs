@@ -14,6 +14,7 @@
 
 use crate::data::{Dataset, Inputs, Labels};
 use crate::error::DataError;
+use crate::limits::{LimitError, Limits};
 use serde_json::Value;
 
 /// Optional overrides for vocabulary size and class count.
@@ -23,21 +24,78 @@ pub struct ParseOptions {
     pub vocab: Option<usize>,
     /// Number of classes C; takes precedence over the JSONL header, default max(max label + 1, 2).
     pub num_classes: Option<u32>,
+    /// Largest vocabulary accepted (declared, or implied by the largest
+    /// token id); `None`: [`Limits::default`]'s `max_vocab` (2^24).
+    pub max_vocab: Option<usize>,
+}
+
+/// Refuses a vocabulary over the limit, naming where it came from: the
+/// header line (`header_line`) or the line holding the largest token id.
+fn check_vocab(
+    vocab: usize,
+    header_line: Option<usize>,
+    seqs: &[Vec<u32>],
+    lines: &[usize],
+    opts: &ParseOptions,
+) -> Result<(), DataError> {
+    let max = opts.max_vocab.unwrap_or(Limits::default().max_vocab);
+    if vocab <= max {
+        return Ok(());
+    }
+    let (line, field) = match header_line {
+        Some(h) if opts.vocab.is_none() => (h, "vocab (header)"),
+        _ if opts.vocab.is_some() => (0, "--vocab"),
+        _ => {
+            let at = seqs.iter().position(|s| s.iter().any(|&t| t as usize + 1 == vocab)).unwrap_or(0);
+            (lines.get(at).copied().unwrap_or(0), "vocab (largest token id + 1)")
+        }
+    };
+    let e = LimitError { field: field.into(), value: vocab.to_string(), limit: max as u64, flag: Some("--max-vocab") };
+    Err(perr(line, e.to_string()))
 }
 
 fn perr(line: usize, reason: impl Into<String>) -> DataError {
     DataError::Parse { line, reason: reason.into() }
 }
 
+/// A non-negative integer below 2^32; integral floats such as `2.0` (what a
+/// float tensor's `tolist()` writes) count as integers, `2.5` does not.
 fn as_u32(v: &Value, line: usize, what: &str) -> Result<u32, DataError> {
-    v.as_u64()
-        .and_then(|x| u32::try_from(x).ok())
+    let int = v
+        .as_u64()
+        .or_else(|| v.as_f64().filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0).map(|x| x as u64));
+    int.and_then(|x| u32::try_from(x).ok())
         .ok_or_else(|| perr(line, format!("{what} must be a non-negative integer below 2^32, got {v}")))
 }
+
+/// serde_json's message with its position as a column (each record is one
+/// line, so its "line 1" would mislead).
+fn json_reason(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    format!("{msg} (column {})", e.column())
+}
+
+/// One JSONL record, header or example. Deriving the struct (rather than
+/// reading a `Value` map) makes a repeated key an error instead of the last
+/// one silently winning; unknown keys are ignored.
+#[derive(serde::Deserialize)]
+struct Record {
+    memcap_dataset: Option<Value>,
+    vocab: Option<Value>,
+    num_classes: Option<Value>,
+    tokens: Option<Value>,
+    label: Option<Value>,
+    labels: Option<Value>,
+}
+
+/// The dataset format version this build reads (`{"memcap_dataset": 1, …}`).
+pub const DATASET_VERSION: u64 = 1;
 
 /// Parses JSONL text into a validated dataset (shape and range checks; the
 /// consistency check is separate because it depends on the model kind).
 pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut vocab = opts.vocab;
     let mut classes = opts.num_classes;
     let mut ids: Vec<Vec<u32>> = Vec::new();
@@ -47,28 +105,51 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
     let mut lines = Vec::new();
     let mut is_vec: Option<bool> = None;
     let mut d: Option<usize> = None;
+    let mut header_seen = false;
+    let mut header_line = None;
     for (ln0, raw) in text.lines().enumerate() {
         let line = ln0 + 1;
         let raw = raw.trim();
         if raw.is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(raw).map_err(|e| perr(line, format!("not valid JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| perr(line, "expected a JSON object"))?;
-        if obj.contains_key("memcap_dataset") {
-            if !lines.is_empty() {
+        if !raw.starts_with('{') {
+            let what = serde_json::from_str::<Value>(raw)
+                .map_or("not valid JSON".to_string(), |v| v.to_string().chars().take(40).collect());
+            return Err(perr(line, format!("expected a JSON object, got {what}")));
+        }
+        let obj: Record = serde_json::from_str(raw).map_err(|e| perr(line, json_reason(&e)))?;
+        if let Some(version) = &obj.memcap_dataset {
+            if !lines.is_empty() || header_seen {
                 return Err(perr(line, "the memcap_dataset header must be the first record"));
             }
-            if let Some(x) = obj.get("vocab").filter(|x| !x.is_null()) {
-                vocab = vocab.or(Some(as_u32(x, line, "vocab")? as usize));
+            header_seen = true;
+            header_line = Some(line);
+            if version.as_u64() != Some(DATASET_VERSION) {
+                return Err(perr(
+                    line,
+                    format!("memcap_dataset version {version} is not supported (this build reads version {DATASET_VERSION})"),
+                ));
             }
-            if let Some(x) = obj.get("num_classes") {
-                classes = classes.or(Some(as_u32(x, line, "num_classes")?));
+            if let Some(x) = &obj.vocab {
+                let v = as_u32(x, line, "vocab")?;
+                if v == 0 {
+                    return Err(perr(line, "vocab must be at least 1"));
+                }
+                vocab = vocab.or(Some(v as usize));
+            }
+            if let Some(x) = &obj.num_classes {
+                let c = as_u32(x, line, "num_classes")?;
+                if c == 0 {
+                    return Err(perr(line, "num_classes must be at least 1"));
+                }
+                classes = classes.or(Some(c));
             }
             continue;
         }
         let at = crate::error::Origin { index: lines.len(), line: Some(line) };
-        let toks = obj.get("tokens").and_then(Value::as_array).ok_or_else(|| perr(line, "missing \"tokens\" array"))?;
+        let toks =
+            obj.tokens.as_ref().and_then(Value::as_array).ok_or_else(|| perr(line, "missing \"tokens\" array"))?;
         let this_vec = toks.first().is_some_and(Value::is_array);
         if *is_vec.get_or_insert(this_vec) != this_vec {
             return Err(DataError::MixedKind { at });
@@ -92,7 +173,7 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
         } else {
             ids.push(toks.iter().map(|t| as_u32(t, line, "token id")).collect::<Result<_, _>>()?);
         }
-        match (obj.get("label"), obj.get("labels")) {
+        match (&obj.label, &obj.labels) {
             (Some(y), None) => {
                 if !s2s.is_empty() {
                     return Err(DataError::MixedTask { at });
@@ -116,17 +197,33 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
         Inputs::Vectors { d: d.unwrap_or(1), seqs: vecs }
     } else {
         let v = vocab.unwrap_or_else(|| ids.iter().flatten().max().map_or(1, |&m| m as usize + 1));
+        check_vocab(v, header_line, &ids, &lines, &opts)?;
         Inputs::Ids { vocab: v, seqs: ids }
     };
     finish(inputs, labels, classes, lines)
 }
 
-/// Parses CSV text of token ids (see the module docs for the columns).
+/// Parses CSV text of token ids (see the module docs for the columns), as
+/// spreadsheets write it: a UTF-8 byte-order mark, quoted fields (`"4"`),
+/// CRLF line ends and blank lines are accepted (read by the `csv` crate).
+/// Integral floats (`2.0`) count as integers.
 pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
-    let mut rows =
-        text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
-    let (hline, header) = rows.next().ok_or(DataError::Empty)?;
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = rdr.records().map(|r| {
+        r.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            perr(line, format!("not valid CSV: {e}"))
+        })
+        .map(|rec| (rec.position().map_or(0, |p| p.line() as usize), rec))
+    });
+    let (hline, header) = records.next().ok_or(DataError::Empty)??;
+    let cols: Vec<&str> = header.iter().collect();
     let n_tok = cols.iter().take_while(|c| c.starts_with("tok_")).count();
     for (k, c) in cols[..n_tok].iter().enumerate() {
         if *c != format!("tok_{k}") {
@@ -151,14 +248,25 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
     let mut next = Vec::new();
     let mut s2s = Vec::new();
     let mut lines = Vec::new();
-    for (line, row) in rows {
-        let vals: Vec<u32> = row
-            .split(',')
-            .map(|c| c.trim().parse::<u32>().map_err(|_| perr(line, format!("{c:?} is not a non-negative integer"))))
-            .collect::<Result<_, _>>()?;
-        if vals.len() != cols.len() {
-            return Err(perr(line, format!("{} fields, header has {}", vals.len(), cols.len())));
+    for rec in records {
+        let (line, row) = rec?;
+        if row.len() != cols.len() {
+            return Err(perr(line, format!("{} fields, header has {}", row.len(), cols.len())));
         }
+        let vals: Vec<u32> = row
+            .iter()
+            .zip(&cols)
+            .map(|(c, name)| {
+                let v = c.parse::<u64>().ok().or_else(|| {
+                    c.parse::<f64>()
+                        .ok()
+                        .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0)
+                        .map(|x| x as u64)
+                });
+                v.and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| perr(line, format!("{name} = {c:?} is not a non-negative integer below 2^32")))
+            })
+            .collect::<Result<_, _>>()?;
         seqs.push(vals[..n_tok].to_vec());
         if seq2seq {
             s2s.push(vals[n_tok..].to_vec());
@@ -168,6 +276,7 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
         lines.push(line);
     }
     let vocab = opts.vocab.unwrap_or_else(|| seqs.iter().flatten().max().map_or(1, |&m| m as usize + 1));
+    check_vocab(vocab, None, &seqs, &lines, &opts)?;
     let labels = if seq2seq { Labels::Seq2seq(s2s) } else { Labels::NextToken(next) };
     finish(Inputs::Ids { vocab, seqs }, labels, opts.num_classes, lines)
 }

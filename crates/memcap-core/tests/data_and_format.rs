@@ -24,10 +24,11 @@ fn parse_errors_name_the_line() {
     assert!(matches!(e, DataError::Parse { line: 2, .. }), "{e}");
     let e = jsonl("{\"tokens\":[1,2],\"label\":0}\nnot json\n").unwrap_err();
     assert!(matches!(e, DataError::Parse { line: 2, .. }), "{e}");
-    let e = parse_jsonl("{\"tokens\":[1,2],\"label\":5}\n", ParseOptions { vocab: None, num_classes: Some(3) })
-        .unwrap_err();
+    let e =
+        parse_jsonl("{\"tokens\":[1,2],\"label\":5}\n", ParseOptions { num_classes: Some(3), ..Default::default() })
+            .unwrap_err();
     assert!(matches!(e, DataError::LabelOutOfRange { label: 5, classes: 3, .. }), "{e}");
-    let e = parse_jsonl("{\"tokens\":[1,9],\"label\":0}\n", ParseOptions { vocab: Some(5), num_classes: None })
+    let e = parse_jsonl("{\"tokens\":[1,9],\"label\":0}\n", ParseOptions { vocab: Some(5), ..Default::default() })
         .unwrap_err();
     assert!(matches!(e, DataError::TokenOutOfRange { token: 9, vocab: 5, .. }), "{e}");
     assert_eq!(jsonl("\n\n").unwrap_err(), DataError::Empty);

@@ -6,7 +6,6 @@
 use crate::ExportError;
 use memcap_core::Model;
 use safetensors::tensor::{Dtype, TensorView};
-use std::collections::HashMap;
 
 /// Serializes `model` as safetensors bytes.
 ///
@@ -28,14 +27,15 @@ pub fn to_safetensors(model: &Model) -> Result<Vec<u8>, ExportError> {
         .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
         .collect::<Result<Vec<_>, ExportError>>()?;
     let acc = model.accounting();
-    // A BTreeMap-ordered list, so equal models give byte-identical files.
-    let meta: HashMap<String, String> = [
-        ("format".to_string(), "memcap-safetensors".to_string()),
+    // "format": "pt" is what Hugging Face loaders require; memcap's own tag
+    // is "memcap_format". Written with sorted keys: equal models give
+    // byte-identical files.
+    let meta = std::collections::BTreeMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("memcap_format".to_string(), "memcap-safetensors".to_string()),
         ("config".to_string(), serde_json::to_string(&model.config)?),
         ("weights_inexact_f64".to_string(), acc.weights_inexact_f64.to_string()),
         ("float_exact_weights".to_string(), (acc.weights_inexact_f64 == 0).to_string()),
-    ]
-    .into_iter()
-    .collect();
-    Ok(safetensors::tensor::serialize(views, &Some(meta))?)
+    ]);
+    Ok(memcap_train::train::serialize_safetensors(views, &meta)?)
 }

@@ -490,7 +490,15 @@ impl Planned {
     }
 }
 
+/// The most tasks one plan may expand to (a grid is multiplied out before
+/// anything runs; a typo such as a 10^4 × 10^4 grid must not hang `plan`).
+pub const MAX_TASKS: usize = 1_000_000;
+
 /// Expands a sweep config into tasks, deterministically.
+///
+/// # Errors
+/// [`PlanError`] naming the config path of a bad value, or a grid that
+/// expands past [`MAX_TASKS`].
 pub fn expand(config: &Value) -> Result<Vec<Planned>, PlanError> {
     let blocks: Vec<(String, &Value)> = match config.get("sweeps") {
         Some(Value::Array(a)) => {
@@ -541,7 +549,16 @@ pub fn expand(config: &Value) -> Result<Vec<Planned>, PlanError> {
                 return Err(perr(format!("{at}.grid.{k}"), "is also in \"fixed\""));
             }
         }
-        let total: usize = axes.iter().map(|(_, v)| v.len()).product();
+        let total = axes.iter().try_fold(1usize, |acc, (_, v)| acc.checked_mul(v.len())).unwrap_or(usize::MAX);
+        if total > MAX_TASKS.saturating_sub(out.len()) {
+            return Err(perr(
+                format!("{at}.grid"),
+                format!(
+                    "expands to {} tasks, over the limit of {MAX_TASKS} per plan (split the sweep into several configs)",
+                    if total == usize::MAX { "more than 2^64".to_string() } else { total.to_string() }
+                ),
+            ));
+        }
         for flat in 0..total {
             let mut obj = fixed.clone();
             obj.insert("kind".into(), Value::String(kind.into()));

@@ -198,7 +198,42 @@ pub fn weights_to_safetensors(weights: &[(String, Vec<usize>, Vec<f32>)]) -> Res
     for (n, s, b) in &bytes {
         views.push((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?));
     }
-    Ok(safetensors::serialize(views, &None)?)
+    let meta = std::collections::BTreeMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("memcap_format".to_string(), "memcap-train-weights".to_string()),
+    ]);
+    serialize_safetensors(views, &meta)
+}
+
+/// safetensors bytes with `meta` as `__metadata__`, **byte-deterministic**:
+/// the safetensors crate takes metadata as a `HashMap`, whose iteration
+/// order changes from process to process, so the metadata object of its
+/// header is rewritten with sorted keys (same entries, same length, so every
+/// offset stays valid). Put `"format": "pt"` in `meta` for Hugging Face
+/// loaders, which refuse other formats.
+///
+/// # Errors
+/// [`TrainError`] when safetensors refuses the tensors.
+pub fn serialize_safetensors<'a>(
+    views: Vec<(String, safetensors::tensor::TensorView<'a>)>,
+    meta: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let hash: std::collections::HashMap<String, String> = meta.clone().into_iter().collect();
+    let mut bytes = safetensors::serialize(views, &Some(hash))?;
+    let canonical = serde_json::to_string(meta)?;
+    const PREFIX: &[u8] = b"{\"__metadata__\":";
+    let (start, end) = (8 + PREFIX.len(), 8 + PREFIX.len() + canonical.len());
+    let header_len = bytes.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize);
+    let fits = bytes.get(8..8 + PREFIX.len()) == Some(PREFIX) && end <= 8 + header_len && end <= bytes.len();
+    if !fits {
+        return Err(crate::error::TrainError::InvalidConfig(
+            "safetensors header does not start with its metadata; cannot make it deterministic".into(),
+        ));
+    }
+    // Same entries serialized compactly: the original object is exactly as long.
+    debug_assert_eq!(bytes[start] as char, '{');
+    bytes[start..end].copy_from_slice(canonical.as_bytes());
+    Ok(bytes)
 }
 
 /// What the progress callback sees after every step.
