@@ -213,7 +213,7 @@ pub fn weights_to_safetensors(weights: &[(String, Vec<usize>, Vec<f32>)]) -> Res
 /// loaders, which refuse other formats.
 ///
 /// # Errors
-/// [`TrainError`] when safetensors refuses the tensors.
+/// [`TrainError`](crate::TrainError) when safetensors refuses the tensors.
 pub fn serialize_safetensors<'a>(
     views: Vec<(String, safetensors::tensor::TensorView<'a>)>,
     meta: &std::collections::BTreeMap<String, String>,
@@ -362,6 +362,9 @@ impl AdamW {
     }
 }
 
+/// Flattened gradients in `Model::vars` order (`None`: no gradient reached it).
+type Grads = Vec<Option<Vec<f32>>>;
+
 /// A pool of `threads` workers for data-parallel steps (`None` for one).
 fn data_parallel_pool(threads: usize) -> Result<Option<rayon::ThreadPool>> {
     if threads <= 1 {
@@ -385,10 +388,10 @@ fn loss_and_grads(
     tokens: &Tensor,
     labels: &Tensor,
     pool: Option<&rayon::ThreadPool>,
-) -> Result<(f64, Vec<Option<Vec<f32>>>)> {
+) -> Result<(f64, Grads)> {
     let b = tokens.dim(0)?;
     let per_row = labels.dim(0)? / b.max(1);
-    let shard = |start: usize, len: usize| -> Result<(f64, Vec<Option<Vec<f32>>>)> {
+    let shard = |start: usize, len: usize| -> Result<(f64, Grads)> {
         let (t, l) = if len == b {
             (tokens.clone(), labels.clone())
         } else {
@@ -409,10 +412,9 @@ fn loss_and_grads(
     let k = pool.current_num_threads().min(b).max(1);
     let bounds: Vec<(usize, usize)> = (0..k).map(|i| (i * b / k, (i + 1) * b / k - i * b / k)).collect();
     use rayon::prelude::*;
-    let parts: Vec<Result<(f64, Vec<Option<Vec<f32>>>)>> =
-        pool.install(|| bounds.par_iter().map(|&(s, len)| shard(s, len)).collect());
+    let parts: Vec<Result<(f64, Grads)>> = pool.install(|| bounds.par_iter().map(|&(s, len)| shard(s, len)).collect());
     let mut total = 0.0;
-    let mut sum: Vec<Option<Vec<f32>>> = Vec::new();
+    let mut sum: Grads = Vec::new();
     for part in parts {
         let (value, gs) = part?;
         total += value;
