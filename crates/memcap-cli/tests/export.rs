@@ -204,3 +204,42 @@ fn averaging_over_three_tokens_is_not_float_exact() {
     let stdout = ok_out(memcap(&["export", s(&model), "-o", s(&out), "--data", s(&data)]));
     assert!(stdout.contains("NOT float-exact") && stdout.contains("1/3"), "{stdout}");
 }
+
+/// A model whose attention scores vary (W_Q = W_K ≠ 0) has irrational
+/// softmax weights: the exact verifier refuses it, but f64 and f32 passes
+/// run, and export reports float_exact = false with that reason.
+#[test]
+fn nonuniform_softmax_models_run_in_floats_and_export_as_not_float_exact() {
+    let d = tmpdir("nonuniform");
+    let data = d.join("d.jsonl");
+    std::fs::write(
+        &data,
+        "{\"tokens\":[1,2,3,4],\"label\":0}\n{\"tokens\":[2,3,4,5],\"label\":2}\n{\"tokens\":[3,4,5,6],\"label\":1}\n\
+         {\"tokens\":[4,5,6,0],\"label\":1}\n{\"tokens\":[5,6,0,1],\"label\":0}\n{\"tokens\":[6,0,1,2],\"label\":2}\n",
+    )
+    .unwrap();
+    let m = d.join("m.json");
+    ok(memcap(&["construct", s(&data), "-o", s(&m), "--no-safetensors"]));
+    let mut model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    let head = &mut model["weights"]["blocks"][0]["heads"][0];
+    let cols = head["wq"]["cols"].as_u64().unwrap();
+    // Score = (z_r / 16)², z_r the first register that varies between tokens: any one will do.
+    let entries: Vec<serde_json::Value> = (0..cols).map(|c| serde_json::json!([0, c, "1/16"])).collect();
+    head["wq"]["entries"] = entries.clone().into();
+    head["wk"]["entries"] = entries.into();
+    let bad = d.join("nonuniform.json");
+    std::fs::write(&bad, model.to_string()).unwrap();
+    let o = memcap(&["verify", s(&bad), s(&data)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("irrational"), "{}", stderr(&o));
+    let o = memcap(&["verify", s(&bad), s(&data), "--f64", "--f32"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("f64    memorized") && stdout(&o).contains("f32    memorized"), "{}", stdout(&o));
+    let out = d.join("exp");
+    let o = memcap(&["export", s(&bad), "-o", s(&out), "--data", s(&data)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let text = cfg.to_string();
+    assert!(text.contains("\"float_exact\":false") && text.contains("irrational"), "{text}");
+}

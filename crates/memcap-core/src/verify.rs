@@ -144,12 +144,17 @@ pub struct Divergence {
 
 /// Traces example `i` through the exact and the float engine side by side
 /// (no sharing) and returns the first register whose float value differs
-/// from the exact value rounded to f64; None if they agree throughout.
+/// from the exact value rounded to f64; None if they agree throughout, or if
+/// the model has no exact evaluation (softmax over non-equal scores).
 pub fn first_divergence(model: &Model, ds: &Dataset, i: usize, arith: Arith) -> Result<Option<Divergence>, ModelError> {
     let prep = Prepared::new(model, ds)?;
     let toks: Vec<TokenValue> = prep.seqs[i].iter().map(|&t| prep.tokens[t as usize].clone()).collect();
     let exact_engine = ExactEngine::new(model);
-    let exact = eval::trace(&exact_engine, model, &toks, &prep.needed)?;
+    let exact = match eval::trace(&exact_engine, model, &toks, &prep.needed) {
+        // Irrational softmax weights: no exact trajectory to compare with.
+        Err(ModelError::InexactSoftmax { .. }) => return Ok(None),
+        other => other?,
+    };
     let float: Vec<Vec<Vec<f64>>> = match arith {
         Arith::Exact => return Ok(None),
         Arith::F64 => {

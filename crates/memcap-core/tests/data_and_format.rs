@@ -304,3 +304,15 @@ fn random_data_are_seeded_and_memorizable_without_positions_for_both_tasks() {
         assert_eq!(a.consistency().max_accuracy_no_pos, 1.0, "{task:?}");
     }
 }
+
+#[test]
+fn integral_float_labels_read_as_integers_and_fractions_stay_errors() {
+    // What a float tensor's tolist() writes: 2.0 is the label 2.
+    let ds = parse_jsonl("{\"tokens\":[1,2],\"label\":2.0}\n{\"tokens\":[2,1],\"label\":0}\n", ParseOptions::default())
+        .expect("2.0 is an integer");
+    assert_eq!(ds.label_rows()[0], vec![2]);
+    let e = parse_jsonl("{\"tokens\":[1,2],\"label\":2.5}\n", ParseOptions::default()).expect_err("2.5 is not");
+    assert!(e.to_string().contains("line 1") && e.to_string().contains("2.5"), "{e}");
+    let e = parse_csv("tok_0,label\n1,1e40\n", ParseOptions::default()).expect_err("too large");
+    assert!(e.to_string().contains("line 2"), "{e}");
+}

@@ -5,7 +5,7 @@
 
 use crate::ExportError;
 use memcap_core::eval::{self, Engine, ExactEngine, FloatEngine, Prepared, TokenValue};
-use memcap_core::model::{InputSpec, Model};
+use memcap_core::model::{AttentionKind, InputSpec, Model};
 use memcap_core::Dataset;
 use serde::Serialize;
 use serde_json::json;
@@ -67,16 +67,33 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, limit: usize) -> Res
     // Attention probabilities are 1/n (uniform: W_Q or W_K zero) or irrational
     // (any other scores): exact in f64 only when uniform and n is a power of two.
     let n = model.config.seq_len;
+    let softmax = model.config.attention == AttentionKind::Softmax;
+    let mut irrational = None;
     let attn_problem = model.weights.blocks.iter().enumerate().find_map(|(l, b)| {
         let uniform = b.heads.iter().all(|h| h.wq.entries.is_empty() || h.wk.entries.is_empty());
         if b.heads.is_empty() || (uniform && n.is_power_of_two()) {
             None
         } else if uniform {
             Some(format!("block {l} averages over n = {n} tokens: weights 1/{n} are not exact in f64"))
+        } else if softmax {
+            irrational = Some(l);
+            Some(format!(
+                "block {l} has non-constant attention scores: its softmax weights are irrational, so no float pass \
+                 is exact and there is no exact pass to compare with"
+            ))
         } else {
-            Some(format!("block {l} has non-constant attention scores: softmax weights are not exact in f64"))
+            Some(format!(
+                "block {l} has non-constant attention scores: under hardmax, rounded scores can tie or split \
+                 differently from the exact ones"
+            ))
         }
     });
+    if irrational.is_some() {
+        // The exact engine refuses such a model; the verdict needs no trace.
+        r.float_exact = Some(false);
+        r.basis = attn_problem.unwrap_or_default();
+        return Ok(r);
+    }
     let traced = ds.len().min(limit);
     for i in 0..traced {
         let toks: Vec<TokenValue> = prep.seqs[i].iter().map(|&t| prep.tokens[t as usize].clone()).collect();
