@@ -69,7 +69,7 @@ pub use data::Dataset;
 pub use error::{Result, TrainError};
 pub use train::{
     evaluate, gradient_norms, memorized_bits_of, train, train_many, Evaluation, Job, Metric, Progress, RunResult,
-    RunSummary,
+    RunSummary, DIVERGENCE_FACTOR,
 };
 
 /// Make candle's CPU ops single-threaded for the rest of the process (see

@@ -125,7 +125,8 @@ pub struct RunSummary {
     pub memorized: bool,
     /// First evaluated step with 100% accuracy.
     pub first_memorized_step: Option<usize>,
-    /// Loss became NaN/inf; training stopped.
+    /// The batch loss became non-finite or exceeded [`DIVERGENCE_FACTOR`] ×
+    /// the initial loss; training stopped there (`stop_reason` says when).
     pub diverged: bool,
     /// Exact-threshold capacity: label bits / parameters, only for a run that
     /// memorized (`null` otherwise; `final_acc` says how far it got).
@@ -486,6 +487,10 @@ fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f6
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// A run is diverged when a batch loss exceeds this multiple of its initial
+/// full-data loss (at least 1), or is not finite; training stops there.
+pub const DIVERGENCE_FACTOR: f64 = 100.0;
+
 /// Train one model on `data`; `progress` is called after every step.
 ///
 /// Errors only on invalid configs/data (checked before any work) or candle
@@ -529,6 +534,8 @@ pub fn train(
     metrics.push(eval(0, f64::NAN)?);
     let mut first_memorized = (metrics[0].acc >= 1.0).then_some(0);
     let mut diverged = false;
+    let mut divergence = String::new();
+    let initial_loss = metrics[0].loss;
     let mut steps = 0;
     if !(first_memorized.is_some() && train_cfg.stop_when_memorized) {
         for step in 1..=train_cfg.max_steps {
@@ -545,8 +552,11 @@ pub fn train(
             };
             let (batch_loss, grads) = loss_and_grads(&model, &tokens, &labels, pool.as_ref())?;
             steps = step;
-            if !batch_loss.is_finite() {
+            if !batch_loss.is_finite() || batch_loss > DIVERGENCE_FACTOR * initial_loss.max(1.0) {
                 diverged = true;
+                divergence = format!(
+                    "diverged at step {step}: batch loss {batch_loss:.4e} (initial loss {initial_loss:.4}; the limit is {DIVERGENCE_FACTOR}× it, or non-finite)"
+                );
                 metrics.push(eval(step, batch_loss)?);
                 progress(Progress { step, max_steps: train_cfg.max_steps, batch_loss, eval: metrics.last() });
                 break;
@@ -579,7 +589,8 @@ pub fn train(
     });
     let num_params = model.allocated_params();
     let memorized = last.acc >= 1.0;
-    let (under_trained, stop_reason) = stop_reason(&metrics, memorized, diverged, steps, train_cfg.max_steps);
+    let (under_trained, stop_reason) =
+        if diverged { (false, divergence) } else { stop_reason(&metrics, memorized, steps, train_cfg.max_steps) };
     let summary = RunSummary {
         family: model_cfg.family().to_string(),
         num_params,
@@ -608,10 +619,7 @@ pub fn train(
 /// Whether a run that ended was cut by its budget: `(under_trained, reason)`.
 /// A run that did not memorize is under-trained when its full-data loss fell
 /// by more than 10% over the second half of its evaluations.
-fn stop_reason(metrics: &[Metric], memorized: bool, diverged: bool, steps: usize, max_steps: usize) -> (bool, String) {
-    if diverged {
-        return (false, "diverged: the loss became non-finite".into());
-    }
+fn stop_reason(metrics: &[Metric], memorized: bool, steps: usize, max_steps: usize) -> (bool, String) {
     if memorized {
         return (false, format!("memorized at step {steps}"));
     }

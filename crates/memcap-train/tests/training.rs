@@ -155,3 +155,27 @@ fn run_results_with_nan_losses_round_trip_through_json() {
     assert!(metrics[0].batch_loss.is_nan() && summary.final_loss.is_nan());
     assert_eq!(metrics[1].loss.to_bits(), run.metrics[1].loss.to_bits());
 }
+
+#[test]
+fn an_exploding_loss_is_flagged_diverged_and_gets_no_bits_per_param() {
+    // lr 1e3 on small random data: the loss explodes (the field case reached
+    // 7.9e16 and was reported "diverged": false).
+    let data = random(64, 8, 16, 4, Task::NextToken, 3);
+    let model = ModelConfig::Transformer(tf(&data, 16, 2, 32, 1));
+    let cfg = TrainConfig {
+        lr: 1e3,
+        max_steps: 200,
+        eval_every: 20,
+        schedule: Schedule::Constant,
+        grad_clip: None,
+        ..TrainConfig::default()
+    };
+    let run = train(&model, &cfg, &data, &mut |_| {}).expect("runs");
+    let s = &run.summary;
+    assert!(s.diverged, "final loss {} after {} steps: {}", s.final_loss, s.steps, s.stop_reason);
+    assert!(s.steps < 200 && s.stop_reason.starts_with("diverged at step"), "{}", s.stop_reason);
+    assert!(!s.memorized && s.bits_per_param.is_none());
+    // A healthy run is not flagged.
+    let ok = train(&model, &TrainConfig { lr: 1e-2, ..cfg }, &data, &mut |_| {}).expect("runs");
+    assert!(!ok.summary.diverged, "{}", ok.summary.stop_reason);
+}
