@@ -97,8 +97,23 @@ impl BuildOpts {
     }
 }
 
-/// Applies the dedupe policy for the model kind; prints the conflict report.
+/// Merges exact duplicates (same tokens, same labels), saying how many: a
+/// copy carries no information, and training on it only costs time.
+pub fn merge_duplicates(ds: Dataset, path: &Path, quiet: bool) -> Dataset {
+    let (out, merged) = ds.merge_duplicates();
+    if merged > 0 && !quiet {
+        eprintln!(
+            "{}: merged {merged} duplicate examples (same tokens and labels); {} distinct examples remain, and every count below uses them",
+            path.display(),
+            out.len()
+        );
+    }
+    out
+}
+
+/// Merges duplicates, applies the dedupe policy for the model kind; prints both reports.
 pub fn resolve(ds: Dataset, positional: Positional, dedupe: Dedupe, path: &Path, quiet: bool) -> Result<Dataset> {
+    let ds = merge_duplicates(ds, path, quiet);
     let (out, rep) =
         ds.resolve_conflicts(positional, dedupe).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
     if rep.labels_in_conflict > 0 && !quiet {
@@ -369,6 +384,7 @@ impl TrainDataArgs {
             (None, None) => return Err(InputError("give DATA or --text FILE".into()).into()),
         };
         ds.validate().map_err(|e| InputError(format!("{}: {e}", what.display())))?;
+        let ds = merge_duplicates(ds, &what, false);
         let r = ds.consistency();
         eprintln!(
             "{}: {} targets, {} distinct contexts, {} conflicting ({} targets); best achievable accuracy {:.4} ({:.4} without positional encoding)",

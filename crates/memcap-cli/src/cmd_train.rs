@@ -185,6 +185,10 @@ pub fn train(a: TrainArgs) -> Result<Outcome> {
     write_run(&a.out, &run)?;
     let s = &run.summary;
     let capacity = match s.bits_per_param {
+        Some(b) if s.max_accuracy < 1.0 => format!(
+            "memorized up to the ceiling {:.4} set by conflicting labels: {b:.3} bits/param (exact threshold, achievable labels)",
+            s.max_accuracy
+        ),
         Some(b) => format!("memorized: {b:.3} bits/param (exact threshold)"),
         None => format!("not memorized ({})", s.stop_reason),
     };

@@ -10,7 +10,7 @@
 
 use crate::error::{DataError, Origin};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Which label(s) a sequence carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,9 +260,49 @@ impl Dataset {
     }
 
     /// Information content of the labels, in bits: N·log2 C for next-token,
-    /// n·N·log2 C for seq2seq (the number of free label bits).
+    /// n·N·log2 C for seq2seq (the number of free label bits), counted over
+    /// **distinct** examples: a copy of an example (same tokens, same labels)
+    /// carries no information. This is the counting upper bound: it assumes
+    /// every label can take all C values.
     pub fn label_bits(&self) -> f64 {
-        self.num_targets() as f64 * (self.num_classes.max(1) as f64).log2()
+        let per_example = match &self.labels {
+            Labels::NextToken(_) => 1,
+            Labels::Seq2seq(_) => self.seq_len(),
+        };
+        (self.len() - self.duplicate_count()) as f64 * per_example as f64 * (self.num_classes.max(1) as f64).log2()
+    }
+
+    /// Indices of the first occurrence of every distinct example (same
+    /// tokens and same labels), in order.
+    fn first_occurrences(&self) -> Vec<bool> {
+        let table;
+        let seqs: &[Vec<u32>] = match &self.inputs {
+            Inputs::Ids { seqs, .. } => seqs,
+            Inputs::Vectors { .. } => {
+                table = self.token_table().1;
+                &table
+            }
+        };
+        let labels = self.label_rows();
+        let mut seen: HashSet<(&[u32], &[u32])> = HashSet::with_capacity(self.len());
+        seqs.iter().zip(&labels).map(|(t, y)| seen.insert((t.as_slice(), *y))).collect()
+    }
+
+    /// Examples that repeat an earlier one exactly (tokens and labels).
+    pub fn duplicate_count(&self) -> usize {
+        self.first_occurrences().iter().filter(|k| !**k).count()
+    }
+
+    /// The dataset without exact duplicates (first occurrences kept, in
+    /// order, with their source lines) and how many were merged. Training
+    /// cost and every information count then follow distinct examples.
+    pub fn merge_duplicates(&self) -> (Dataset, usize) {
+        let keep = self.first_occurrences();
+        let merged = keep.iter().filter(|k| !**k).count();
+        if merged == 0 {
+            return (self.clone(), 0);
+        }
+        (self.select(&keep), merged)
     }
 
     /// Checks shapes and ranges: non-empty, equal lengths, equal dimensions,

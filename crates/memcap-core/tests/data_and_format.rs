@@ -316,3 +316,23 @@ fn integral_float_labels_read_as_integers_and_fractions_stay_errors() {
     let e = parse_csv("tok_0,label\n1,1e40\n", ParseOptions::default()).expect_err("too large");
     assert!(e.to_string().contains("line 2"), "{e}");
 }
+
+#[test]
+fn duplicate_examples_carry_no_information_and_merge_away() {
+    // A bigram table of a text is mostly copies: 3 distinct rows, 7 lines.
+    let text = "{\"tokens\":[1],\"label\":2}\n".repeat(4)
+        + &"{\"tokens\":[2],\"label\":0}\n".repeat(2)
+        + "{\"tokens\":[0],\"label\":1}\n";
+    let ds = parse_jsonl(&text, ParseOptions { num_classes: Some(4), ..Default::default() }).expect("parses");
+    assert_eq!(ds.len(), 7);
+    assert_eq!(ds.duplicate_count(), 4);
+    assert_eq!(ds.label_bits(), 3.0 * 2.0, "3 distinct examples × log2 4");
+    let (merged, k) = ds.merge_duplicates();
+    assert_eq!((merged.len(), k), (3, 4));
+    assert_eq!(merged.lines, Some(vec![1, 5, 7]), "first occurrences keep their lines");
+    assert_eq!(merged.label_bits(), ds.label_bits());
+    // Same tokens with another label is a conflict, not a duplicate.
+    let conflict =
+        parse_jsonl("{\"tokens\":[1],\"label\":2}\n{\"tokens\":[1],\"label\":3}\n", ParseOptions::default()).unwrap();
+    assert_eq!(conflict.duplicate_count(), 0);
+}

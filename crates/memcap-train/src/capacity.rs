@@ -189,7 +189,8 @@ pub struct CapacityReport {
     pub axis: SizeAxis,
     /// Smallest memorizing parameter count found (None: none of the sizes).
     pub min_params: Option<usize>,
-    /// Exact-threshold capacity: `label_bits / min_params` (None with `not_found`).
+    /// Exact-threshold capacity: achievable label bits / `min_params`
+    /// (`label_bits` × the best achievable accuracy; None with `not_found`).
     pub bits_per_param: Option<f64>,
     /// Memorized-bits capacity: the largest memorized bits per parameter of
     /// any tested size (Morris et al. 2025).
@@ -492,7 +493,13 @@ pub fn capacity_search(
         under_trained: below_cut,
         axis: spec.axis(),
         min_params,
-        bits_per_param: min_params.map(|p| crate::bits_per_param(data.label_bits(), p)),
+        // Achievable label bits: with conflicting labels only the majority ones count.
+        bits_per_param: min_params.map(|p| {
+            crate::bits_per_param(
+                crate::train::max_accuracy(&spec.family.config(data, 1, 1), data) * data.label_bits(),
+                p,
+            )
+        }),
         memorized_bits_per_param: bits_pp,
         best_acc,
         best,

@@ -68,8 +68,8 @@ pub use config::{MlpConfig, ModelConfig, Schedule, TrainConfig, TransformerConfi
 pub use data::Dataset;
 pub use error::{Result, TrainError};
 pub use train::{
-    evaluate, gradient_norms, memorized_bits_of, train, train_many, Evaluation, Job, Metric, Progress, RunResult,
-    RunSummary, DIVERGENCE_FACTOR,
+    evaluate, gradient_norms, max_accuracy, memorized_bits_of, train, train_many, Evaluation, Job, Metric, Progress,
+    RunResult, RunSummary, DIVERGENCE_FACTOR,
 };
 
 /// Make candle's CPU ops single-threaded for the rest of the process (see

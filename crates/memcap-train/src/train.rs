@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TrainConfig};
-use crate::data::{token_ids, Dataset, Labels, Task};
+use crate::data::{token_ids, Dataset, Labels, Positional, Task};
 use crate::error::Result;
 use crate::model::{cross_entropy, Model, NamedWeights};
 
@@ -121,8 +121,14 @@ pub struct RunSummary {
     pub final_acc: f64,
     /// Final sequence accuracy.
     pub final_seq_acc: f64,
-    /// 100% training accuracy at the final evaluation (exact argmax pass).
+    /// The final evaluation (exact argmax pass) reached `max_accuracy`: 100%
+    /// for consistent data; with conflicting labels (contexts this model
+    /// cannot tell apart) the majority label of every such context.
     pub memorized: bool,
+    /// Best achievable training accuracy for this model kind
+    /// ([`memcap_core::Dataset::consistency`]): 1 for consistent data.
+    #[serde(default = "one")]
+    pub max_accuracy: f64,
     /// First evaluated step with 100% accuracy.
     pub first_memorized_step: Option<usize>,
     /// The batch loss became non-finite or exceeded [`DIVERGENCE_FACTOR`] ×
@@ -481,10 +487,29 @@ fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<Evaluation> {
     })
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 /// serde_json writes NaN and ±∞ as `null`; this reads `null` back as NaN,
 /// so results of diverged runs (and step 0's batch loss) round-trip.
 fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Best training accuracy any model like `model` can reach on `data`: a
+/// Transformer without positions cannot tell apart contexts with the same
+/// multiset and last token, any model cannot tell apart equal sequences;
+/// each such group can at best all get its majority label. 1 for
+/// consistent data.
+pub fn max_accuracy(model: &ModelConfig, data: &Dataset) -> f64 {
+    let r = data.consistency();
+    let order_blind = matches!(model, ModelConfig::Transformer(t) if t.positional == Positional::None);
+    if order_blind {
+        r.max_accuracy_no_pos
+    } else {
+        r.max_accuracy
+    }
 }
 
 /// A run is diverged when a batch loss exceeds this multiple of its initial
@@ -532,7 +557,12 @@ pub fn train(
         })
     };
     metrics.push(eval(0, f64::NAN)?);
-    let mut first_memorized = (metrics[0].acc >= 1.0).then_some(0);
+    // Memorized = the best accuracy any model of this kind can reach: contexts
+    // it cannot tell apart (same tokens; same multiset and last token without
+    // positions) can only all get their majority label.
+    let max_accuracy = max_accuracy(model_cfg, data);
+    let reached = |acc: f64| acc + 1e-12 >= max_accuracy;
+    let mut first_memorized = reached(metrics[0].acc).then_some(0);
     let mut diverged = false;
     let mut divergence = String::new();
     let initial_loss = metrics[0].loss;
@@ -564,7 +594,7 @@ pub fn train(
             opt.step(&model, &grads, train_cfg.lr_at(step), pool.as_ref())?;
             if step % train_cfg.eval_every == 0 || step == train_cfg.max_steps {
                 let m = eval(step, batch_loss)?;
-                let done = m.acc >= 1.0;
+                let done = reached(m.acc);
                 if done && first_memorized.is_none() {
                     first_memorized = Some(step);
                 }
@@ -588,7 +618,7 @@ pub fn train(
         elapsed_s: 0.0,
     });
     let num_params = model.allocated_params();
-    let memorized = last.acc >= 1.0;
+    let memorized = reached(last.acc);
     let (under_trained, stop_reason) =
         if diverged { (false, divergence) } else { stop_reason(&metrics, memorized, steps, train_cfg.max_steps) };
     let summary = RunSummary {
@@ -601,7 +631,9 @@ pub fn train(
         memorized,
         first_memorized_step: first_memorized,
         diverged,
-        bits_per_param: memorized.then(|| crate::bits_per_param(data.label_bits(), num_params)),
+        // The labels it can hold: the achievable fraction of the (distinct) label bits.
+        bits_per_param: memorized.then(|| crate::bits_per_param(max_accuracy * data.label_bits(), num_params)),
+        max_accuracy,
         memorized_bits: last.memorized_bits,
         memorized_bits_per_param: last.memorized_bits / num_params as f64,
         under_trained,

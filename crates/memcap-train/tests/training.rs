@@ -1,6 +1,6 @@
 //! Behaviour of training: memorization, gradients, determinism.
 
-use memcap_train::data::{generate, GenConfig, Positional, Task};
+use memcap_train::data::{generate, GenConfig, Inputs, Labels, Positional, Task};
 use memcap_train::*;
 
 fn random(n_seqs: usize, seq_len: usize, vocab: usize, classes: u32, task: Task, seed: u64) -> Dataset {
@@ -178,4 +178,34 @@ fn an_exploding_loss_is_flagged_diverged_and_gets_no_bits_per_param() {
     // A healthy run is not flagged.
     let ok = train(&model, &TrainConfig { lr: 1e-2, ..cfg }, &data, &mut |_| {}).expect("runs");
     assert!(!ok.summary.diverged, "{}", ok.summary.stop_reason);
+}
+
+#[test]
+fn conflicting_labels_are_memorized_at_the_ceiling_and_counted_by_what_is_achievable() {
+    // 24 random rows plus 4 rows that repeat a row's tokens with another
+    // label: no model can get both, so the ceiling is 24/28.
+    let base = random(24, 4, 10, 4, Task::NextToken, 2);
+    let (vocab, seqs) = base.token_ids().map(|(v, s)| (v, s.to_vec())).expect("ids");
+    let Labels::NextToken(mut ys) = base.labels.clone() else { unreachable!() };
+    let mut all = seqs.clone();
+    for i in 0..4 {
+        all.push(seqs[i].clone());
+        ys.push((ys[i] + 1) % 4);
+    }
+    let data = Dataset {
+        inputs: Inputs::Ids { vocab, seqs: all },
+        labels: Labels::NextToken(ys),
+        num_classes: 4,
+        lines: None,
+    };
+    let model =
+        ModelConfig::Transformer(TransformerConfig { positional: Positional::Learned, ..tf(&data, 16, 2, 32, 1) });
+    let cfg = TrainConfig { lr: 3e-2, max_steps: 1500, eval_every: 25, seed: 1, ..TrainConfig::default() };
+    let run = train(&model, &cfg, &data, &mut |_| {}).expect("runs");
+    let s = &run.summary;
+    assert!((s.max_accuracy - 24.0 / 28.0).abs() < 1e-12, "{}", s.max_accuracy);
+    assert!(s.memorized, "acc {} vs ceiling {}: {}", s.final_acc, s.max_accuracy, s.stop_reason);
+    let bpp = s.bits_per_param.expect("memorized");
+    let want = 24.0 * 2.0 / s.num_params as f64;
+    assert!((bpp - want).abs() < 1e-12, "bits/param {bpp} vs achievable label bits {want}");
 }
