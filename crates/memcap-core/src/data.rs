@@ -513,13 +513,23 @@ impl Dataset {
                             (Positional::Learned, Task::NextToken) => why_ord.to_string(),
                             (Positional::Learned, Task::Seq2seq) => format!("{why_ord} (position {})", k + 1),
                         };
-                        first_conflict = Some(DataError::Inconsistent {
-                            a: self.origin(j),
-                            b: self.origin(i),
-                            label_a: yj,
-                            label_b: y,
-                            why,
-                            mode: mode.to_string(),
+                        first_conflict = Some(if j == i {
+                            DataError::InconsistentWithin {
+                                at: self.origin(i),
+                                pos_a: kj + 1,
+                                pos_b: k + 1,
+                                label_a: yj,
+                                label_b: y,
+                            }
+                        } else {
+                            DataError::Inconsistent {
+                                a: self.origin(j),
+                                b: self.origin(i),
+                                label_a: yj,
+                                label_b: y,
+                                why,
+                                mode: mode.to_string(),
+                            }
                         });
                     }
                 }

@@ -137,6 +137,25 @@ pub enum DataError {
         /// "without positional encoding" / "with positional encoding".
         mode: String,
     },
+    /// seq2seq without positions: two positions of one sequence hold the same
+    /// token but different labels (equal tokens of a sequence get equal outputs).
+    #[error(
+        "inconsistent labels: {at}, positions {pos_a} and {pos_b}, holds the same token twice, with labels \
+         {label_a} and {label_b}; without positional encoding a Transformer gives equal tokens of one sequence \
+         equal outputs (use --positional learned, or --dedupe majority to keep the majority label)"
+    )]
+    InconsistentWithin {
+        /// The sequence.
+        at: Origin,
+        /// 1-based position of the first occurrence.
+        pos_a: usize,
+        /// 1-based position of the repeat.
+        pos_b: usize,
+        /// Label at `pos_a`.
+        label_a: u32,
+        /// Label at `pos_b`.
+        label_b: u32,
+    },
 }
 
 /// Errors while building a construction.

@@ -112,7 +112,10 @@ fn permuted_sequences_with_different_labels_are_inconsistent() {
 #[test]
 fn seq2seq_equal_tokens_in_one_multiset_need_equal_labels() {
     let ds = jsonl("{\"tokens\":[1,2,1],\"labels\":[0,1,2]}\n").unwrap();
-    assert!(matches!(ds.check_consistency(Positional::None), Err(DataError::Inconsistent { .. })));
+    assert!(matches!(
+        ds.check_consistency(Positional::None),
+        Err(DataError::InconsistentWithin { pos_a: 1, pos_b: 3, label_a: 0, label_b: 2, .. })
+    ));
     assert!(ds.check_consistency(Positional::Learned).is_ok());
 }
 
@@ -335,4 +338,15 @@ fn duplicate_examples_carry_no_information_and_merge_away() {
     let conflict =
         parse_jsonl("{\"tokens\":[1],\"label\":2}\n{\"tokens\":[1],\"label\":3}\n", ParseOptions::default()).unwrap();
     assert_eq!(conflict.duplicate_count(), 0);
+}
+
+#[test]
+fn a_seq2seq_conflict_inside_one_row_names_its_positions() {
+    // Token 5 at positions 1 and 3 with labels 0 and 1: without positions the
+    // two outputs are equal, so the row cannot be memorized.
+    let ds = parse_jsonl("{\"tokens\":[5,2,5],\"labels\":[0,1,1]}\n", ParseOptions::default()).unwrap();
+    let e = ds.check_consistency(Positional::None).expect_err("conflict");
+    let msg = e.to_string();
+    assert!(msg.contains("line 1, positions 1 and 3") && !msg.contains("line 1 and line 1"), "{msg}");
+    assert!(ds.check_consistency(Positional::Learned).is_ok(), "positions tell them apart");
 }
