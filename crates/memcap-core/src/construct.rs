@@ -728,6 +728,9 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
     for (i, s) in units.seqs.iter().enumerate() {
         for (j, &k) in positions.iter().enumerate() {
             let kv = &k_scale * (&sums[i] - &s_min) + &units.codes[s[k] as usize];
+            if label_rows[i][j] == crate::data::IGNORE {
+                continue; // no label to hold: this position gets no key
+            }
             let y = label_rows[i][j] as u64;
             if let Some(prev) = key_label.insert(kv.clone(), y) {
                 if prev != y {

@@ -64,6 +64,12 @@ pub enum Labels {
     Seq2seq(Vec<Vec<u32>>),
 }
 
+/// The label of a seq2seq position that is left out of memorization: it
+/// counts in no loss, accuracy, information or consistency figure, and the
+/// construction gives it no key. Files write it as `-100` (PyTorch's
+/// `ignore_index`) or `null`; next-token labels cannot be ignored.
+pub const IGNORE: u32 = u32::MAX;
+
 /// A labelled dataset of N sequences of length n.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -200,7 +206,7 @@ impl Dataset {
     pub fn num_targets(&self) -> usize {
         match &self.labels {
             Labels::NextToken(y) => y.len(),
-            Labels::Seq2seq(y) => y.iter().map(Vec::len).sum(),
+            Labels::Seq2seq(y) => y.iter().flatten().filter(|&&l| l != IGNORE).count(),
         }
     }
 
@@ -260,16 +266,21 @@ impl Dataset {
     }
 
     /// Information content of the labels, in bits: N·log2 C for next-token,
-    /// n·N·log2 C for seq2seq (the number of free label bits), counted over
+    /// n·N·log2 C for seq2seq (the number of free label bits; positions
+    /// labelled [`IGNORE`] carry none), counted over
     /// **distinct** examples: a copy of an example (same tokens, same labels)
     /// carries no information. This is the counting upper bound: it assumes
     /// every label can take all C values.
     pub fn label_bits(&self) -> f64 {
-        let per_example = match &self.labels {
-            Labels::NextToken(_) => 1,
-            Labels::Seq2seq(_) => self.seq_len(),
-        };
-        (self.len() - self.duplicate_count()) as f64 * per_example as f64 * (self.num_classes.max(1) as f64).log2()
+        let first = self.first_occurrences();
+        let targets: usize = self
+            .label_rows()
+            .iter()
+            .zip(&first)
+            .filter(|(_, f)| **f)
+            .map(|(row, _)| row.iter().filter(|&&y| y != IGNORE).count())
+            .sum();
+        targets as f64 * (self.num_classes.max(1) as f64).log2()
     }
 
     /// Indices of the first occurrence of every distinct example (same
@@ -356,7 +367,13 @@ impl Dataset {
             if self.task() == Task::Seq2seq && row.len() != n {
                 return Err(DataError::LabelCount { at: self.origin(i), expected: n, got: row.len() });
             }
-            if let Some(&y) = row.iter().find(|&&y| y >= self.num_classes) {
+            if self.task() == Task::NextToken && row.first() == Some(&IGNORE) {
+                return Err(DataError::Parse {
+                    line: self.origin(i).line.unwrap_or(0),
+                    reason: "a next-token label cannot be ignored (-100/null): drop the example instead".into(),
+                });
+            }
+            if let Some(&y) = row.iter().find(|&&y| y >= self.num_classes && y != IGNORE) {
                 return Err(DataError::LabelOutOfRange {
                     at: self.origin(i),
                     label: y.into(),
@@ -497,6 +514,9 @@ impl Dataset {
             };
             for (slot, k) in positions.into_iter().enumerate() {
                 let y = labels[i][slot];
+                if y == IGNORE {
+                    continue;
+                }
                 // With positions the position itself is part of the key.
                 let tok = match positional {
                     Positional::None => s[k],

@@ -3,16 +3,17 @@
 //!
 //! **JSONL**: one JSON object per line,
 //! `{"tokens":[3,1,4],"label":2}` (next-token) or
-//! `{"tokens":[3,1,4],"labels":[0,1,2]}` (seq2seq); tokens are integer ids or
+//! `{"tokens":[3,1,4],"labels":[0,1,2]}` (seq2seq; a label `-100` or `null`
+//! leaves its position out, [`IGNORE`]); tokens are integer ids or
 //! float vectors (`[[0.5,1.0],[0,2]]`). An optional first line
 //! `{"memcap_dataset":1,"vocab":V,"num_classes":C}` fixes V and C (otherwise
 //! max+1 is used). Blank lines are skipped.
 //!
 //! **CSV** (token ids only): a header row naming the columns `tok_0..tok_{n-1}`
-//! followed by `label` (next-token) or `lab_0..lab_{n-1}` (seq2seq), then one
-//! row per sequence. Lines starting with `#` are comments.
+//! followed by `label` (next-token) or `lab_0..lab_{n-1}` (seq2seq; `-100` or
+//! an empty field ignores the position), then one row per sequence. Lines starting with `#` are comments.
 
-use crate::data::{Dataset, Inputs, Labels};
+use crate::data::{Dataset, Inputs, Labels, IGNORE};
 use crate::error::DataError;
 use crate::limits::{LimitError, Limits};
 use serde_json::Value;
@@ -74,6 +75,15 @@ fn json_reason(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     let msg = msg.split(" at line ").next().unwrap_or(&msg);
     format!("{msg} (column {})", e.column())
+}
+
+/// A seq2seq label: a class, or `-100` / `null` for a position left out of
+/// memorization ([`IGNORE`]).
+fn seq2seq_label(v: &Value, line: usize) -> Result<u32, DataError> {
+    if v.is_null() || v.as_f64() == Some(-100.0) {
+        return Ok(IGNORE);
+    }
+    as_u32(v, line, "label (or -100/null to ignore the position)")
 }
 
 /// One JSONL record, header or example. Deriving the struct (rather than
@@ -185,7 +195,7 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
                     return Err(DataError::MixedTask { at });
                 }
                 let ys = ys.as_array().ok_or_else(|| perr(line, "\"labels\" must be an array"))?;
-                s2s.push(ys.iter().map(|y| as_u32(y, line, "label")).collect::<Result<_, _>>()?);
+                s2s.push(ys.iter().map(|y| seq2seq_label(y, line)).collect::<Result<_, _>>()?);
             }
             (Some(_), Some(_)) => return Err(perr(line, "has both \"label\" and \"labels\"")),
             (None, None) => return Err(perr(line, "missing \"label\" (next-token) or \"labels\" (seq2seq)")),
@@ -257,6 +267,9 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
             .iter()
             .zip(&cols)
             .map(|(c, name)| {
+                if seq2seq && name.starts_with("lab_") && (c.is_empty() || c.parse::<f64>().ok() == Some(-100.0)) {
+                    return Ok(IGNORE);
+                }
                 let v = c.parse::<u64>().ok().or_else(|| {
                     c.parse::<f64>()
                         .ok()
@@ -284,7 +297,7 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
 fn finish(inputs: Inputs, labels: Labels, classes: Option<u32>, lines: Vec<usize>) -> Result<Dataset, DataError> {
     let max_label = match &labels {
         Labels::NextToken(y) => y.iter().max().copied(),
-        Labels::Seq2seq(y) => y.iter().flatten().max().copied(),
+        Labels::Seq2seq(y) => y.iter().flatten().filter(|&&l| l != IGNORE).max().copied(),
     };
     let ds = Dataset {
         inputs,
@@ -316,7 +329,11 @@ pub fn to_jsonl(ds: &Dataset) -> String {
         .unwrap_or(Value::Null);
         let rec = match ds.labels {
             Labels::NextToken(_) => serde_json::json!({"tokens": toks, "label": labels[i][0]}),
-            Labels::Seq2seq(_) => serde_json::json!({"tokens": toks, "labels": labels[i]}),
+            Labels::Seq2seq(_) => {
+                let ys: Vec<Value> =
+                    labels[i].iter().map(|&y| if y == IGNORE { Value::from(-100) } else { Value::from(y) }).collect();
+                serde_json::json!({"tokens": toks, "labels": ys})
+            }
         };
         let _ = writeln!(out, "{rec}");
     }

@@ -350,3 +350,27 @@ fn a_seq2seq_conflict_inside_one_row_names_its_positions() {
     assert!(msg.contains("line 1, positions 1 and 3") && !msg.contains("line 1 and line 1"), "{msg}");
     assert!(ds.check_consistency(Positional::Learned).is_ok(), "positions tell them apart");
 }
+
+#[test]
+fn ignored_seq2seq_positions_count_nowhere_and_need_no_key() {
+    use memcap_core::data::IGNORE;
+    // Padded positions as PyTorch writes them (-100) and as JSON null; the
+    // padded token 0 appears with different "labels" but they are ignored.
+    let text = "{\"tokens\":[0,0,5,6],\"labels\":[-100,-100,7,8]}\n{\"tokens\":[0,5,6,7],\"labels\":[null,7,8,9]}\n";
+    let ds = parse_jsonl(text, ParseOptions { num_classes: Some(10), ..Default::default() }).expect("parses");
+    assert_eq!(ds.label_rows()[0], &[IGNORE, IGNORE, 7, 8]);
+    assert_eq!(ds.num_targets(), 5);
+    assert!((ds.label_bits() - 5.0 * 10f64.log2()).abs() < 1e-9);
+    assert!(ds.check_consistency(Positional::Learned).is_ok());
+    let built =
+        construct(&ds, &ConstructConfig { positional: Positional::Learned, ..Default::default() }).expect("builds");
+    let r = verify(&built.model, &ds, Arith::Exact, &NoProgress).expect("runs");
+    assert_eq!((r.labels_correct, r.labels_total, r.memorized), (5, 5, 2));
+    // Written back as -100, read back the same; CSV takes -100 or an empty field.
+    assert_eq!(parse_jsonl(&to_jsonl(&ds), ParseOptions::default()).unwrap().labels, ds.labels);
+    let csv = "tok_0,tok_1,lab_0,lab_1\n0,5,-100,7\n0,6,,8\n";
+    let c = parse_csv(csv, ParseOptions::default()).expect("csv");
+    assert_eq!(c.label_rows()[1], &[IGNORE, 8]);
+    // Next-token labels cannot be ignored.
+    assert!(parse_jsonl("{\"tokens\":[1,2],\"label\":-100}\n", ParseOptions::default()).is_err());
+}

@@ -5,7 +5,7 @@
 //! Training needs token ids (the embedding is a lookup table); vector inputs
 //! are refused with [`crate::TrainError::VectorInputs`].
 
-pub use memcap_core::data::{ConsistencyReport, Dataset, Inputs, Labels, Positional, Task};
+pub use memcap_core::data::{ConsistencyReport, Dataset, Inputs, Labels, Positional, Task, IGNORE};
 pub use memcap_core::gen::{generate, text_windows, GenConfig, TextData, TextSpec, TextUnit};
 
 use crate::error::{Result, TrainError};

@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TrainConfig};
-use crate::data::{token_ids, Dataset, Labels, Positional, Task};
+use crate::data::{token_ids, Dataset, Labels, Positional, Task, IGNORE};
 use crate::error::Result;
 use crate::model::{cross_entropy, Model, NamedWeights};
 
@@ -263,6 +263,8 @@ struct DataTensors {
     labels: Tensor,
     n: usize,
     task: Task,
+    /// Some seq2seq position is labelled [`IGNORE`].
+    has_ignore: bool,
 }
 
 impl DataTensors {
@@ -278,7 +280,8 @@ impl DataTensors {
                 Tensor::from_vec(flat, (l.len(), n), &Device::Cpu)?
             }
         };
-        Ok(DataTensors { tokens, labels, n, task: data.task() })
+        let has_ignore = matches!(&data.labels, Labels::Seq2seq(l) if l.iter().flatten().any(|&y| y == IGNORE));
+        Ok(DataTensors { tokens, labels, n, task: data.task(), has_ignore })
     }
 
     /// Rows `idx` (or everything): tokens `[b, n]`, flat labels `[b]`/`[b·n]`.
@@ -394,18 +397,42 @@ fn loss_and_grads(
     model: &Model,
     tokens: &Tensor,
     labels: &Tensor,
+    has_ignore: bool,
     pool: Option<&rayon::ThreadPool>,
 ) -> Result<(f64, Grads)> {
     let b = tokens.dim(0)?;
     let per_row = labels.dim(0)? / b.max(1);
+    // Positions labelled IGNORE (seq2seq padding) are left out: each shard
+    // averages over its valid targets and is weighted by their share.
+    let ignored: Option<Vec<u32>> = if has_ignore {
+        let l = labels.to_vec1::<u32>()?;
+        l.contains(&IGNORE).then_some(l)
+    } else {
+        None
+    };
+    let total_valid = ignored.as_ref().map_or(labels.dim(0)?, |l| l.iter().filter(|&&y| y != IGNORE).count());
     let shard = |start: usize, len: usize| -> Result<(f64, Grads)> {
         let (t, l) = if len == b {
             (tokens.clone(), labels.clone())
         } else {
             (tokens.narrow(0, start, len)?, labels.narrow(0, start * per_row, len * per_row)?)
         };
-        let loss = cross_entropy(&model.logits(&t, false)?, &l)?;
-        let loss = if len == b { loss } else { (loss * (len as f64 / b as f64))? };
+        let mut logits = model.logits(&t, false)?;
+        let mut l = l;
+        let mut valid = len * per_row;
+        if let Some(all) = &ignored {
+            let keep: Vec<u32> =
+                (0..len * per_row).filter(|&r| all[start * per_row + r] != IGNORE).map(|r| r as u32).collect();
+            valid = keep.len();
+            if valid == 0 {
+                return Ok((0.0, vec![None; model.vars().len()]));
+            }
+            let idx = Tensor::from_vec(keep, valid, &Device::Cpu)?;
+            logits = logits.index_select(&idx, 0)?;
+            l = l.index_select(&idx, 0)?;
+        }
+        let loss = cross_entropy(&logits, &l)?;
+        let loss = if valid == total_valid { loss } else { (loss * (valid as f64 / total_valid.max(1) as f64))? };
         let value = loss.to_scalar::<f32>()? as f64;
         let grads = loss.backward()?;
         let gs = model
@@ -451,7 +478,7 @@ fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<Evaluation> {
     let total = dt.tokens.dim(0)?;
     let per_seq = if dt.task == Task::Seq2seq { dt.n } else { 1 };
     let chunk = 1024usize;
-    let (mut nll, mut correct, mut seq_correct, mut bits) = (0.0f64, 0usize, 0usize, 0.0f64);
+    let (mut nll, mut correct, mut seq_correct, mut bits, mut valid) = (0.0f64, 0usize, 0usize, 0.0f64, 0usize);
     let mut start = 0;
     while start < total {
         let len = chunk.min(total - start);
@@ -461,6 +488,16 @@ fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<Evaluation> {
         let c = logits.first().map_or(1, Vec::len);
         let mut ok_in_seq = 0;
         for (k, (row, &y)) in logits.iter().zip(&gold).enumerate() {
+            if y == IGNORE {
+                // Left out of memorization; counts as right for its sequence.
+                ok_in_seq += 1;
+                if (k + 1) % per_seq == 0 {
+                    seq_correct += usize::from(ok_in_seq == per_seq);
+                    ok_in_seq = 0;
+                }
+                continue;
+            }
+            valid += 1;
             let y = y as usize;
             let m = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
             let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
@@ -478,7 +515,7 @@ fn evaluate_tensors(model: &Model, dt: &DataTensors) -> Result<Evaluation> {
         }
         start += len;
     }
-    let targets = (total * per_seq) as f64;
+    let targets = valid.max(1) as f64;
     Ok(Evaluation {
         loss: nll / targets,
         acc: correct as f64 / targets,
@@ -580,7 +617,7 @@ pub fn train(
                 cursor += batch;
                 dt.batch(Some(&idx))?
             };
-            let (batch_loss, grads) = loss_and_grads(&model, &tokens, &labels, pool.as_ref())?;
+            let (batch_loss, grads) = loss_and_grads(&model, &tokens, &labels, dt.has_ignore, pool.as_ref())?;
             steps = step;
             if !batch_loss.is_finite() || batch_loss > DIVERGENCE_FACTOR * initial_loss.max(1.0) {
                 diverged = true;

@@ -209,3 +209,33 @@ fn conflicting_labels_are_memorized_at_the_ceiling_and_counted_by_what_is_achiev
     let want = 24.0 * 2.0 / s.num_params as f64;
     assert!((bpp - want).abs() < 1e-12, "bits/param {bpp} vs achievable label bits {want}");
 }
+
+#[test]
+fn ignored_seq2seq_positions_are_left_out_of_loss_and_accuracy() {
+    use memcap_train::data::IGNORE;
+    // Random seq2seq data with the first two positions ignored, and those
+    // positions given contradictory "labels" underneath: training must
+    // memorize the rest, and accuracy must count only the 2 kept positions.
+    let base = random(24, 4, 8, 4, Task::Seq2seq, 6);
+    let Labels::Seq2seq(mut rows) = base.labels.clone() else { unreachable!() };
+    for r in &mut rows {
+        r[0] = IGNORE;
+        r[1] = IGNORE;
+    }
+    let data = Dataset { labels: Labels::Seq2seq(rows), ..base };
+    assert_eq!(data.num_targets(), 48);
+    let model =
+        ModelConfig::Transformer(TransformerConfig { positional: Positional::Learned, ..tf(&data, 16, 2, 32, 1) });
+    for threads in [1, 2] {
+        let cfg = TrainConfig { lr: 3e-2, max_steps: 800, eval_every: 20, threads, ..TrainConfig::default() };
+        let run = train(&model, &cfg, &data, &mut |_| {}).expect("runs");
+        assert!(
+            run.summary.memorized,
+            "threads {threads}: acc {} ({})",
+            run.summary.final_acc, run.summary.stop_reason
+        );
+        assert!(run.summary.final_loss.is_finite());
+        let bits = run.summary.bits_per_param.expect("memorized") * run.summary.num_params as f64;
+        assert!((bits - 48.0 * 2.0).abs() < 1e-9, "label bits of the kept positions: {bits}");
+    }
+}
