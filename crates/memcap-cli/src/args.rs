@@ -145,6 +145,8 @@ pub fn dataset_json(ds: &Dataset) -> serde_json::Value {
         "input_dim": ds.input_dim(),
         "task": ds.task(),
         "num_classes": ds.num_classes,
+        "labels_used": ds.labels_used(),
+        "declared_label_alphabets": ds.label_classes.is_some(),
     })
 }
 
@@ -163,6 +165,7 @@ pub fn accounting_json(model: &Model, ds: &Dataset) -> serde_json::Value {
         "weights_inexact_f64": acc.weights_inexact_f64,
         "weights_inexact_f32": acc.weights_inexact_f32,
         "information_limit_bits": ds.label_bits(),
+        "information_upper_bound_bits": ds.label_bits_upper(),
         "lower_bound_params_order": lower_bound_params(ds.len()),
     })
 }
@@ -173,12 +176,13 @@ pub fn print_construction(built: &Construction, ds: &Dataset, secs: f64) {
     let c = &m.config;
     let info = &built.info;
     println!(
-        "dataset          N = {}, n = {}, d = {}, {:?}, C = {}",
+        "dataset          N = {}, n = {}, d = {}, {:?}, C = {} ({} label values used)",
         ds.len(),
         ds.seq_len(),
         ds.input_dim(),
         ds.task(),
-        ds.num_classes
+        ds.num_classes,
+        ds.labels_used()
     );
     println!("contextual map   {}", info.map_reason);
     println!(
@@ -206,8 +210,13 @@ pub fn print_construction(built: &Construction, ds: &Dataset, secs: f64) {
     }
     println!("lower bound      ~{:.0}  (order √(N/log2 N), §9.1; constants unknown)", lower_bound_params(ds.len()));
     println!("max weight bits  {}", acc.max_weight_bits);
+    let basis = if ds.label_classes.is_some() {
+        format!("Σ log2 C_i over the declared alphabets; counting bound labels·log2 C = {:.0}", ds.label_bits_upper())
+    } else {
+        "labels·log2 C, the counting bound".to_string()
+    };
     println!(
-        "total bits       {}  (information limit {:.0} bits = labels·log2 C; ratio {:.1})",
+        "total bits       {}  (information limit {:.0} bits = {basis}; ratio {:.1})",
         acc.total_bits,
         ds.label_bits(),
         acc.total_bits as f64 / ds.label_bits().max(1.0)

@@ -81,6 +81,12 @@ pub struct Dataset {
     pub num_classes: u32,
     /// 1-based source line of each example, when parsed from text.
     pub lines: Option<Vec<usize>>,
+    /// Declared label alphabet size C_i of every target, one row per example
+    /// aligned with [`Dataset::label_rows`] (JSONL `"classes"`: a number per
+    /// row, or a list per position for seq2seq). `None`: every label may take
+    /// all `num_classes` values. The information of the labels is then
+    /// Σ log2 C_i instead of the counting upper bound N·log2 C.
+    pub label_classes: Option<Vec<Vec<u32>>>,
 }
 
 /// How to treat examples that no Transformer of the chosen kind can all memorize.
@@ -273,6 +279,25 @@ impl Dataset {
     /// every label can take all C values.
     pub fn label_bits(&self) -> f64 {
         let first = self.first_occurrences();
+        let full = (self.num_classes.max(1) as f64).log2();
+        let mut bits = 0.0;
+        for (i, row) in self.label_rows().iter().enumerate().filter(|(i, _)| first[*i]) {
+            for (k, &y) in row.iter().enumerate().filter(|(_, y)| **y != IGNORE) {
+                let _ = y;
+                bits += match &self.label_classes {
+                    Some(c) => (c[i].get(k).copied().unwrap_or(self.num_classes).max(1) as f64).log2(),
+                    None => full,
+                };
+            }
+        }
+        bits
+    }
+
+    /// The counting upper bound on the label information: (distinct,
+    /// non-ignored) targets × log2 C, as if every label could take all C
+    /// values. Equal to [`Dataset::label_bits`] without declared alphabets.
+    pub fn label_bits_upper(&self) -> f64 {
+        let first = self.first_occurrences();
         let targets: usize = self
             .label_rows()
             .iter()
@@ -281,6 +306,14 @@ impl Dataset {
             .map(|(row, _)| row.iter().filter(|&&y| y != IGNORE).count())
             .sum();
         targets as f64 * (self.num_classes.max(1) as f64).log2()
+    }
+
+    /// How many distinct label values occur (beside the declared C: byte text
+    /// declares C = 256 but uses far fewer).
+    pub fn labels_used(&self) -> usize {
+        let used: HashSet<u32> =
+            self.label_rows().iter().flat_map(|r| r.iter().copied()).filter(|&y| y != IGNORE).collect();
+        used.len()
     }
 
     /// Indices of the first occurrence of every distinct example (same
@@ -372,6 +405,32 @@ impl Dataset {
                     line: self.origin(i).line.unwrap_or(0),
                     reason: "a next-token label cannot be ignored (-100/null): drop the example instead".into(),
                 });
+            }
+            if let Some(c) = self.label_classes.as_ref().map(|c| c.get(i)) {
+                let c = c.ok_or_else(|| DataError::Param("label_classes has fewer rows than the dataset".into()))?;
+                if c.len() != row.len() {
+                    return Err(DataError::Param(format!(
+                        "{}: {} declared alphabets for {} labels",
+                        self.origin(i),
+                        c.len(),
+                        row.len()
+                    )));
+                }
+                if let Some((k, (&y, &ci))) = row
+                    .iter()
+                    .zip(c)
+                    .enumerate()
+                    .find(|(_, (&y, &ci))| ci == 0 || ci > self.num_classes || (y != IGNORE && y >= ci))
+                {
+                    return Err(DataError::Parse {
+                        line: self.origin(i).line.unwrap_or(0),
+                        reason: format!(
+                            "label {y} at position {} does not fit its declared classes {ci} (must be in 1..={} and above the label)",
+                            k + 1,
+                            self.num_classes
+                        ),
+                    });
+                }
             }
             if let Some(&y) = row.iter().find(|&&y| y >= self.num_classes && y != IGNORE) {
                 return Err(DataError::LabelOutOfRange {
@@ -485,6 +544,7 @@ impl Dataset {
             },
             num_classes: self.num_classes,
             lines: self.lines.as_ref().map(|l| pick(l, keep)),
+            label_classes: self.label_classes.as_ref().map(|c| pick(c, keep)),
         }
     }
 

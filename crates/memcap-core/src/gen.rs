@@ -186,7 +186,7 @@ pub fn generate(cfg: &GenConfig) -> Result<Dataset, DataError> {
             seqs: seqs.iter().map(|s| s.iter().map(|&t| pool[t as usize].clone()).collect()).collect(),
         },
     };
-    let ds = Dataset { inputs, labels, num_classes: cfg.num_classes, lines: None };
+    let ds = Dataset { inputs, labels, num_classes: cfg.num_classes, lines: None, label_classes: None };
     ds.validate()?;
     Ok(ds)
 }
@@ -284,6 +284,7 @@ pub fn text_windows(text: &[u8], spec: &TextSpec) -> Result<TextData, DataError>
         labels: Labels::NextToken(labels),
         num_classes: vocab as u32,
         lines: None,
+        label_classes: None,
     };
     dataset.validate()?;
     Ok(TextData { dataset, words })

@@ -7,7 +7,9 @@
 //! leaves its position out, [`IGNORE`]); tokens are integer ids or
 //! float vectors (`[[0.5,1.0],[0,2]]`). An optional first line
 //! `{"memcap_dataset":1,"vocab":V,"num_classes":C}` fixes V and C (otherwise
-//! max+1 is used). Blank lines are skipped.
+//! max+1 is used). A record may declare its label alphabet, `"classes": 7`
+//! (or one size per position for seq2seq): then the information of the
+//! labels is Σ log2 C_i ([`Dataset::label_classes`]). Blank lines are skipped.
 //!
 //! **CSV** (token ids only): a header row naming the columns `tok_0..tok_{n-1}`
 //! followed by `label` (next-token) or `lab_0..lab_{n-1}` (seq2seq; `-100` or
@@ -97,6 +99,21 @@ struct Record {
     tokens: Option<Value>,
     label: Option<Value>,
     labels: Option<Value>,
+    classes: Option<Value>,
+}
+
+/// A row's declared label alphabet: one size for all its labels, or one per
+/// position (seq2seq).
+enum ClassesDecl {
+    One(u32),
+    Each(Vec<u32>),
+}
+
+fn label_rows_len(labels: &Labels) -> Vec<usize> {
+    match labels {
+        Labels::NextToken(y) => vec![1; y.len()],
+        Labels::Seq2seq(y) => y.iter().map(Vec::len).collect(),
+    }
 }
 
 /// The dataset format version this build reads (`{"memcap_dataset": 1, …}`).
@@ -117,6 +134,7 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
     let mut d: Option<usize> = None;
     let mut header_seen = false;
     let mut header_line = None;
+    let mut per_row_classes: Vec<Option<ClassesDecl>> = Vec::new();
     for (ln0, raw) in text.lines().enumerate() {
         let line = ln0 + 1;
         let raw = raw.trim();
@@ -200,6 +218,13 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
             (Some(_), Some(_)) => return Err(perr(line, "has both \"label\" and \"labels\"")),
             (None, None) => return Err(perr(line, "missing \"label\" (next-token) or \"labels\" (seq2seq)")),
         }
+        per_row_classes.push(match &obj.classes {
+            None => None,
+            Some(Value::Array(cs)) => {
+                Some(ClassesDecl::Each(cs.iter().map(|c| as_u32(c, line, "classes entry")).collect::<Result<_, _>>()?))
+            }
+            Some(c) => Some(ClassesDecl::One(as_u32(c, line, "classes")?)),
+        });
         lines.push(line);
     }
     let labels = if s2s.is_empty() { Labels::NextToken(next) } else { Labels::Seq2seq(s2s) };
@@ -210,7 +235,28 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
         check_vocab(v, header_line, &ids, &lines, &opts)?;
         Inputs::Ids { vocab: v, seqs: ids }
     };
-    finish(inputs, labels, classes, lines)
+    let label_classes = if per_row_classes.iter().any(Option::is_some) {
+        let rows = label_rows_len(&labels);
+        let all: Option<Vec<Vec<u32>>> = per_row_classes
+            .into_iter()
+            .zip(&rows)
+            .map(|(c, &len)| match c {
+                Some(ClassesDecl::One(c)) => Some(vec![c; len]),
+                Some(ClassesDecl::Each(v)) => Some(v),
+                None => None,
+            })
+            .collect();
+        match all {
+            Some(a) => Some(a),
+            None => {
+                let at = lines.get(rows.len().min(lines.len()).saturating_sub(1)).copied().unwrap_or(0);
+                return Err(perr(at, "\"classes\" must be given on every example or on none"));
+            }
+        }
+    } else {
+        None
+    };
+    finish(inputs, labels, classes, lines, label_classes)
 }
 
 /// Parses CSV text of token ids (see the module docs for the columns), as
@@ -291,10 +337,16 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
     let vocab = opts.vocab.unwrap_or_else(|| seqs.iter().flatten().max().map_or(1, |&m| m as usize + 1));
     check_vocab(vocab, None, &seqs, &lines, &opts)?;
     let labels = if seq2seq { Labels::Seq2seq(s2s) } else { Labels::NextToken(next) };
-    finish(Inputs::Ids { vocab, seqs }, labels, opts.num_classes, lines)
+    finish(Inputs::Ids { vocab, seqs }, labels, opts.num_classes, lines, None)
 }
 
-fn finish(inputs: Inputs, labels: Labels, classes: Option<u32>, lines: Vec<usize>) -> Result<Dataset, DataError> {
+fn finish(
+    inputs: Inputs,
+    labels: Labels,
+    classes: Option<u32>,
+    lines: Vec<usize>,
+    label_classes: Option<Vec<Vec<u32>>>,
+) -> Result<Dataset, DataError> {
     let max_label = match &labels {
         Labels::NextToken(y) => y.iter().max().copied(),
         Labels::Seq2seq(y) => y.iter().flatten().filter(|&&l| l != IGNORE).max().copied(),
@@ -302,8 +354,12 @@ fn finish(inputs: Inputs, labels: Labels, classes: Option<u32>, lines: Vec<usize
     let ds = Dataset {
         inputs,
         labels,
-        num_classes: classes.unwrap_or_else(|| max_label.map_or(1, |m| m + 1).max(2)),
+        num_classes: classes.unwrap_or_else(|| {
+            let declared = label_classes.iter().flatten().flatten().copied().max().unwrap_or(0);
+            max_label.map_or(1, |m| m + 1).max(2).max(declared)
+        }),
         lines: Some(lines),
+        label_classes,
     };
     ds.validate()?;
     Ok(ds)
@@ -327,7 +383,7 @@ pub fn to_jsonl(ds: &Dataset) -> String {
             Inputs::Vectors { seqs, .. } => serde_json::to_value(&seqs[i]),
         }
         .unwrap_or(Value::Null);
-        let rec = match ds.labels {
+        let mut rec = match ds.labels {
             Labels::NextToken(_) => serde_json::json!({"tokens": toks, "label": labels[i][0]}),
             Labels::Seq2seq(_) => {
                 let ys: Vec<Value> =
@@ -335,6 +391,15 @@ pub fn to_jsonl(ds: &Dataset) -> String {
                 serde_json::json!({"tokens": toks, "labels": ys})
             }
         };
+        if let (Some(cs), Some(obj)) = (&ds.label_classes, rec.as_object_mut()) {
+            let row = &cs[i];
+            let v = if row.windows(2).all(|w| w[0] == w[1]) && !row.is_empty() {
+                Value::from(row[0])
+            } else {
+                Value::from(row.clone())
+            };
+            obj.insert("classes".into(), v);
+        }
         let _ = writeln!(out, "{rec}");
     }
     out

@@ -134,6 +134,7 @@ fn equal_vector_sums_fall_back_to_m2_and_memorize() {
         labels: Labels::NextToken(vec![0, 1]),
         num_classes: 2,
         lines: None,
+        label_classes: None,
     };
     let err = construct(&ds, &ConstructConfig { map: MapChoice::M1, ..Default::default() }).unwrap_err();
     assert!(matches!(err, memcap_core::ConstructError::M1Violated(_)));
@@ -165,6 +166,7 @@ fn few_sequences_with_many_distinct_tokens_get_enough_code_bits() {
         labels: Labels::NextToken(vec![0, 1]),
         num_classes: 2,
         lines: None,
+        label_classes: None,
     };
     let built = construct(&ds, &ConstructConfig::default()).unwrap();
     assert_eq!(built.info.map, "M1");

@@ -45,6 +45,7 @@ fn non_finite_vector_values_are_rejected() {
         labels: Labels::NextToken(vec![0]),
         num_classes: 2,
         lines: Some(vec![7]),
+        label_classes: None,
     };
     assert!(matches!(ds.validate().unwrap_err(), DataError::NonFinite { at: Origin { line: Some(7), .. }, .. }));
     // The verifier refuses it with a typed error instead of panicking.
@@ -290,6 +291,7 @@ fn no_positional_encoding_merges_permuted_contexts() {
         labels: Labels::NextToken(vec![0, 1]),
         num_classes: 2,
         lines: None,
+        label_classes: None,
     };
     let r = ds.consistency();
     assert_eq!(r.max_accuracy, 1.0);
@@ -373,4 +375,28 @@ fn ignored_seq2seq_positions_count_nowhere_and_need_no_key() {
     assert_eq!(c.label_rows()[1], &[IGNORE, 8]);
     // Next-token labels cannot be ignored.
     assert!(parse_jsonl("{\"tokens\":[1,2],\"label\":-100}\n", ParseOptions::default()).is_err());
+}
+
+#[test]
+fn declared_label_alphabets_give_the_information_as_a_sum_of_log2_ci() {
+    // (person, attribute) -> value facts whose attributes have 2 and 1000
+    // values: N·log2 C with C = 1000 overcounts the binary attribute.
+    let text = "{\"tokens\":[0,10],\"label\":1,\"classes\":2}\n{\"tokens\":[0,11],\"label\":999,\"classes\":1000}\n\
+                {\"tokens\":[1,10],\"label\":0,\"classes\":2}\n{\"tokens\":[1,11],\"label\":5,\"classes\":1000}\n";
+    let ds = parse_jsonl(text, ParseOptions::default()).expect("parses");
+    assert_eq!(ds.num_classes, 1000, "C is the largest declared alphabet");
+    let want = 2.0 * 1.0 + 2.0 * 1000f64.log2();
+    assert!((ds.label_bits() - want).abs() < 1e-9, "{} vs {want}", ds.label_bits());
+    assert!((ds.label_bits_upper() - 4.0 * 1000f64.log2()).abs() < 1e-9);
+    assert_eq!(ds.labels_used(), 4);
+    // Round trip, and a label outside its declared alphabet is an error with its line.
+    assert_eq!(parse_jsonl(&to_jsonl(&ds), ParseOptions::default()).unwrap().label_classes, ds.label_classes);
+    let e = parse_jsonl("{\"tokens\":[0],\"label\":3,\"classes\":2}\n", ParseOptions::default()).expect_err("3 ∉ 0..2");
+    assert!(e.to_string().contains("line 1") && e.to_string().contains("classes 2"), "{e}");
+    let e = parse_jsonl(
+        "{\"tokens\":[0],\"label\":1,\"classes\":2}\n{\"tokens\":[1],\"label\":1}\n",
+        ParseOptions::default(),
+    )
+    .expect_err("all or none");
+    assert!(e.to_string().contains("every example or on none"), "{e}");
 }

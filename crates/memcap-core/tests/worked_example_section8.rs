@@ -25,6 +25,7 @@ fn example() -> Dataset {
         labels: Labels::NextToken(vec![1, 2, 0, 1]),
         num_classes: 3,
         lines: None,
+        label_classes: None,
     }
 }
 

@@ -197,6 +197,7 @@ fn conflicting_labels_are_memorized_at_the_ceiling_and_counted_by_what_is_achiev
         labels: Labels::NextToken(ys),
         num_classes: 4,
         lines: None,
+        label_classes: None,
     };
     let model =
         ModelConfig::Transformer(TransformerConfig { positional: Positional::Learned, ..tf(&data, 16, 2, 32, 1) });
