@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! Z = Gather(W_Eᵀ, tokens) | x·W_Eᵀ,  + b_E (+ Pᵀ)
-//! per block with heads:  Z += Σ_h softmax_k((Z W_Qᵀ)(Z W_Kᵀ)ᵀ) (Z W_Vᵀ) W_Oᵀ
+//! per block with heads:  Z += Σ_h softmax_k(Σ_s (Z W_Qᵀ)[j,s] (Z W_Kᵀ)[k,s]) (Z W_Vᵀ) W_Oᵀ
 //!                        (hardmax: ties averaged, via ReduceMax/Equal/Cast/ReduceSum/Div)
 //! per block:             Z += Relu(Z W_1ᵀ + b_1) W_2ᵀ + b_2
 //! out = Z w_o + b_o  → [batch, n]   (next-token: read column n−1)
@@ -15,10 +15,13 @@
 //! Attention is exported in its general form (every head's Q, K, V, O
 //! matrices), so any model in the format runs, not only the constructed one
 //! with W_Q = W_K = 0; blocks without heads are the identity and are
-//! skipped. Weights are stored as initializers under the same names and in
-//! the same PyTorch `[out, in]` layout as the safetensors export (a
-//! `Transpose` node turns each into the `[in, out]` matrix that `MatMul`
-//! needs), so the two files can be compared name by name.
+//! skipped. Weights are initializers under the same names as in the
+//! safetensors export but stored **pre-transposed**, `[in, out]` (the
+//! safetensors file holds PyTorch's `[out, in]`): the graph has no
+//! `Transpose` feeding a `MatMul`, a pair onnxruntime fuses into
+//! `FusedMatMul`, which lacks an f64 kernel in some versions. Attention
+//! scores are a broadcast product summed over the head dimension for the
+//! same reason.
 
 use crate::onnx_proto::{
     attribute_type, data_type, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
@@ -84,11 +87,19 @@ impl Builder {
         });
         name.to_string()
     }
-    /// A weight matrix as an initializer `[rows, cols]` (PyTorch layout) and
-    /// its transpose `[cols, rows]` as a node output.
+    /// A weight matrix stored pre-transposed, `[cols, rows]` = `[in, out]`,
+    /// the layout `MatMul` takes. No runtime `Transpose` feeds a `MatMul`:
+    /// onnxruntime fuses such pairs into `FusedMatMul`, which has no f64
+    /// kernel in some versions (1.22 refuses to open the session).
     fn matrix_t(&mut self, name: &str, s: &Sparse) -> String {
-        let w = self.init_f64(name, vec![s.rows as i64, s.cols as i64], &s.to_dense_f64());
-        self.node("Transpose", &[&w], &format!("{name}.T"), vec![ints_attr("perm", &[1, 0])])
+        let dense = s.to_dense_f64();
+        let mut t = vec![0.0; dense.len()];
+        for r in 0..s.rows {
+            for c in 0..s.cols {
+                t[c * s.rows + r] = dense[r * s.cols + c];
+            }
+        }
+        self.init_f64(name, vec![s.cols as i64, s.rows as i64], &t)
     }
     /// A bias (an n×1 matrix) as a 1-D initializer.
     fn vector(&mut self, name: &str, s: &Sparse) -> String {
@@ -154,8 +165,13 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
         z = b.add(&z, &pt);
     }
 
-    let minus_one =
-        if c.attention == AttentionKind::Hardmax { b.init_i64("const.axes_last", &[-1]) } else { String::new() };
+    let any_heads = w.blocks.iter().any(|blk| !blk.heads.is_empty());
+    let (axes1, axes2, axes_last) = if any_heads {
+        (b.init_i64("const.axes_1", &[1]), b.init_i64("const.axes_2", &[2]), b.init_i64("const.axes_last", &[-1]))
+    } else {
+        Default::default()
+    };
+    let minus_one = axes_last.clone();
     for (l, blk) in w.blocks.iter().enumerate() {
         if !blk.heads.is_empty() {
             let mut attn: Option<String> = None;
@@ -170,9 +186,13 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
                 let q = b.matmul(&z, &wq);
                 let k = b.matmul(&z, &wk);
                 let v = b.matmul(&z, &wv);
-                let kt = b.node("Transpose", &[&k], "kT", vec![ints_attr("perm", &[0, 2, 1])]);
-                // scores[b, query j, key k] = Q_j · K_k; the model's column-wise σ over keys is a row softmax here.
-                let s = b.matmul(&q, &kt);
+                // scores[b, query j, key k] = Q_j · K_k, as a broadcast product summed over the head
+                // dimension (no Transpose→MatMul pair for a runtime to fuse); the model's column-wise σ
+                // over keys is a row softmax here.
+                let q4 = b.node("Unsqueeze", &[&q, &axes2], "q4", vec![]);
+                let k4 = b.node("Unsqueeze", &[&k, &axes1], "k4", vec![]);
+                let qk = b.node("Mul", &[&q4, &k4], "qk", vec![]);
+                let s = b.node("ReduceSum", &[&qk, &axes_last], "scores", vec![int_attr("keepdims", 0)]);
                 let a = match c.attention {
                     AttentionKind::Softmax => b.node("Softmax", &[&s], "softmax", vec![int_attr("axis", -1)]),
                     AttentionKind::Hardmax => {
@@ -211,7 +231,7 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
     let rb = b.vector("readout.bias", &w.readout_bias);
     let o = b.matmul(&z, &ro);
     let o = b.add(&o, &rb);
-    let axes = b.init_i64("const.axes_2", &[2]);
+    let axes = if any_heads { axes2 } else { b.init_i64("const.axes_2", &[2]) };
     b.nodes.push(NodeProto {
         input: vec![o, axes],
         output: vec!["out".into()],
