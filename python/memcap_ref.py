@@ -73,11 +73,15 @@ class TrainedTransformer(torch.nn.Module):
         super().__init__()
         self.cfg, self.w = cfg, w
 
-    def forward(self, tokens):  # int64 [B, n]
+    def forward(self, tokens):  # int64 [B, n], or float [B, n, d] with vector_input
         w, c = self.w, self.cfg
-        B, n = tokens.shape
+        B, n = tokens.shape[:2]
         H, dh = c["heads"], c["head_dim"]
-        x = w["embed.weight"][tokens]
+        if c.get("vector_input"):
+            # memcap trains in f32: its inputs are the f32 roundings of the vectors.
+            x = tokens.to(torch.float32).to(w["embed.weight"].dtype) @ w["embed.weight"]  # projection [d, d_model]
+        else:
+            x = w["embed.weight"][tokens]
         if c.get("positional") == "learned":
             x = x + w["pos_embed.weight"]
         for i in range(c["blocks"]):
@@ -103,10 +107,13 @@ class TrainedMlp(torch.nn.Module):
         super().__init__()
         self.cfg, self.w = cfg, w
 
-    def forward(self, tokens):  # int64 [B, n]
+    def forward(self, tokens):  # int64 [B, n], or float [B, n, d] with vector_input
         c, w = self.cfg, self.w
-        B, n = tokens.shape
-        x = torch.nn.functional.one_hot(tokens, c["vocab"]).reshape(B, n * c["vocab"]).to(torch.float64)
+        B, n = tokens.shape[:2]
+        if c.get("vector_input"):
+            x = tokens.reshape(B, n * c["vocab"]).to(torch.float32).to(torch.float64)  # f32 inputs, as memcap's
+        else:
+            x = torch.nn.functional.one_hot(tokens, c["vocab"]).reshape(B, n * c["vocab"]).to(torch.float64)
         for i in range(c["depth"] + 1):
             x = x @ w[f"layers.{i}.weight"].T + w[f"layers.{i}.bias"]
             x = torch.relu(x) if i < c["depth"] else x

@@ -33,10 +33,8 @@ pub fn trained_logits(config: &ModelConfig, safetensors: &[u8], ds: &Dataset) ->
         }
         v.var.set(&tensor).map_err(|e| ExportError::Weights(format!("{}: {e}", v.name)))?;
     }
-    let (_, seqs) = memcap_train::data::token_ids(ds)?;
-    let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
-    let tokens =
-        Tensor::from_vec(flat, (seqs.len(), ds.seq_len()), &Device::Cpu).map_err(memcap_train::TrainError::from)?;
+    config.validate_for(ds)?;
+    let tokens = memcap_train::data::input_tensor(ds)?;
     let logits = model.logits(&tokens, true)?;
     Ok(logits.to_vec2().map_err(memcap_train::TrainError::from)?)
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{token_ids, Dataset, Positional, Task};
+use crate::data::{Dataset, Positional, Task};
 use crate::error::{cfg_err, Result};
 
 /// A Transformer encoder as in the paper: token embedding, `blocks` ×
@@ -42,9 +42,16 @@ pub struct TransformerConfig {
     pub layer_norm: bool,
     /// Read out at the last position or at every position.
     pub task: Task,
+    /// Tokens are real vectors of dimension `vocab` (not ids): the
+    /// embedding is a linear input projection, `x · embed.weight` with
+    /// `embed.weight` of shape `[vocab, d_model]` (the same parameters as the
+    /// id lookup table, which is that product with one-hot `x`).
+    #[serde(default)]
+    pub vector_input: bool,
 }
 
-/// MLP baseline on the flattened one-hot sequence (`n·V` inputs).
+/// MLP baseline on the flattened one-hot sequence (`n·V` inputs), or on the
+/// flattened token vectors (`n·d` inputs) with `vector_input`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpConfig {
     /// Token vocabulary size `V`.
@@ -59,6 +66,10 @@ pub struct MlpConfig {
     pub depth: usize,
     /// One output per sequence, or `n` outputs (one per position).
     pub task: Task,
+    /// Tokens are real vectors of dimension `vocab`: the first layer reads
+    /// the flattened `n·vocab` values (with ids it reads the one-hot).
+    #[serde(default)]
+    pub vector_input: bool,
 }
 
 /// Either model family.
@@ -86,6 +97,7 @@ impl TransformerConfig {
             positional: Positional::None,
             layer_norm: false,
             task: data.task(),
+            vector_input: matches!(data.inputs, crate::data::Inputs::Vectors { .. }),
         }
     }
 
@@ -141,6 +153,7 @@ impl MlpConfig {
             width,
             depth,
             task: data.task(),
+            vector_input: matches!(data.inputs, crate::data::Inputs::Vectors { .. }),
         }
     }
 
@@ -206,10 +219,10 @@ impl ModelConfig {
         }
     }
 
-    fn dims(&self) -> (usize, usize, usize, Task) {
+    fn dims(&self) -> (usize, usize, usize, Task, bool) {
         match self {
-            ModelConfig::Transformer(c) => (c.vocab, c.seq_len, c.num_classes, c.task),
-            ModelConfig::Mlp(c) => (c.vocab, c.seq_len, c.num_classes, c.task),
+            ModelConfig::Transformer(c) => (c.vocab, c.seq_len, c.num_classes, c.task, c.vector_input),
+            ModelConfig::Mlp(c) => (c.vocab, c.seq_len, c.num_classes, c.task, c.vector_input),
         }
     }
 
@@ -217,10 +230,16 @@ impl ModelConfig {
     /// classes and readout).
     pub fn validate_for(&self, data: &Dataset) -> Result<()> {
         self.validate()?;
-        let (vocab, _) = token_ids(data)?;
-        let (v, n, c, task) = self.dims();
+        data.validate()?;
+        let vocab = data.input_dim();
+        let vectors = matches!(data.inputs, crate::data::Inputs::Vectors { .. });
+        let (v, n, c, task, vector_input) = self.dims();
+        if vector_input != vectors {
+            let kind = |v: bool| if v { "vector tokens" } else { "token ids" };
+            return cfg_err(format!("model takes {}, data has {}", kind(vector_input), kind(vectors)));
+        }
         if v != vocab {
-            return cfg_err(format!("model vocab {v} != data vocab {vocab}"));
+            return cfg_err(format!("model input dimension (vocab) {v} != data's {vocab}"));
         }
         if n != data.seq_len() {
             return cfg_err(format!("model seq_len {n} != data seq_len {}", data.seq_len()));

@@ -169,7 +169,8 @@ impl Model {
         vm
     }
 
-    /// Logits for a batch of token ids `[b, n]` (u32): `[b, C]` for
+    /// Logits for a batch of token ids `[b, n]` (u32), or of token vectors
+    /// `[b, n, d]` (f32) with `vector_input`: `[b, C]` for
     /// next-token, `[b·n, C]` (row `i·n + pos`) for seq2seq. With
     /// `detached`, no autograd graph is recorded (evaluation).
     pub fn logits(&self, tokens: &Tensor, detached: bool) -> Result<Tensor> {
@@ -194,7 +195,10 @@ impl Model {
 
 fn build_transformer(c: &TransformerConfig, init: &mut Init<'_>) -> Result<TransformerParams> {
     let (d, hd) = (c.d_model, c.heads * c.head_dim);
-    let embed = init.normal("embed.weight".into(), &[c.vocab, d], 1.0)?;
+    // Id rows are N(0, 1); a projection of d_in-dimensional vectors is
+    // N(0, 1/d_in), so projected tokens also have unit scale.
+    let std = if c.vector_input { 1.0 / (c.vocab.max(1) as f32).sqrt() } else { 1.0 };
+    let embed = init.normal("embed.weight".into(), &[c.vocab, d], std)?;
     let pos = if c.positional == Positional::Learned {
         Some(init.normal("pos_embed.weight".into(), &[c.seq_len, d], 1.0)?)
     } else {
@@ -292,10 +296,15 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
 
 fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Result<Tensor> {
     let c = &t.cfg;
-    let (b, n) = tokens.dims2()?;
+    let (b, n) = (tokens.dim(0)?, tokens.dim(1)?);
     let (d, h, dh) = (c.d_model, c.heads, c.head_dim);
-    // [b·n] -> [b·n, d] -> [b, n, d]
-    let mut x = p(&t.embed).index_select(&tokens.flatten_all()?, 0)?.reshape((b, n, d))?;
+    let mut x = if c.vector_input {
+        // [b, n, d_in] -> [b·n, d_in] · [d_in, d] -> [b, n, d]
+        tokens.reshape((b * n, c.vocab))?.matmul(&p(&t.embed))?.reshape((b, n, d))?
+    } else {
+        // [b·n] -> [b·n, d] -> [b, n, d]
+        p(&t.embed).index_select(&tokens.flatten_all()?, 0)?.reshape((b, n, d))?
+    };
     if let Some(pos) = &t.pos {
         x = x.broadcast_add(&p(pos))?; // + [n, d]
     }
@@ -343,14 +352,19 @@ fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) 
 
 fn mlp_forward(m: &MlpParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Result<Tensor> {
     let c = &m.cfg;
-    let (b, n) = tokens.dims2()?;
-    // One-hot index of (pos, token) in the flattened n·V input: pos·V + tok.
-    let offsets: Vec<u32> = (0..n).map(|i| (i * c.vocab) as u32).collect();
-    let offsets = Tensor::from_vec(offsets, n, &Device::Cpu)?; // [n]
-    let idx = tokens.broadcast_add(&offsets)?.flatten_all()?; // [b·n]
+    let (b, n) = (tokens.dim(0)?, tokens.dim(1)?);
     let (w0, b0) = &m.layers[0];
-    // one_hot [b, n·V] · W0ᵀ == Σ_pos rows of W0ᵀ [n·V, w]: gather + sum.
-    let mut x = p(w0).index_select(&idx, 0)?.reshape((b, n, c.width))?.sum(1)?.broadcast_add(&p(b0))?;
+    let mut x = if c.vector_input {
+        // Flattened vectors [b, n·d] · W0ᵀ [n·d, w].
+        tokens.reshape((b, n * c.vocab))?.matmul(&p(w0))?.broadcast_add(&p(b0))?
+    } else {
+        // One-hot index of (pos, token) in the flattened n·V input: pos·V + tok.
+        let offsets: Vec<u32> = (0..n).map(|i| (i * c.vocab) as u32).collect();
+        let offsets = Tensor::from_vec(offsets, n, &Device::Cpu)?; // [n]
+        let idx = tokens.broadcast_add(&offsets)?.flatten_all()?; // [b·n]
+                                                                  // one_hot [b, n·V] · W0ᵀ == Σ_pos rows of W0ᵀ [n·V, w]: gather + sum.
+        p(w0).index_select(&idx, 0)?.reshape((b, n, c.width))?.sum(1)?.broadcast_add(&p(b0))?
+    };
     for (w, bb) in &m.layers[1..] {
         x = linear(&x.relu()?, &p(w), Some(&p(bb)))?;
     }

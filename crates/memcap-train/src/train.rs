@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TrainConfig};
-use crate::data::{token_ids, Dataset, Labels, Positional, Task, IGNORE};
+use crate::data::{Dataset, Labels, Positional, Task, IGNORE};
 use crate::error::Result;
 use crate::model::{cross_entropy, Model, NamedWeights};
 
@@ -256,8 +256,8 @@ pub struct Progress<'a> {
     pub eval: Option<&'a Metric>,
 }
 
-/// The dataset as candle tensors: tokens `[N, n]` u32, labels `[N]` or
-/// `[N, n]` u32.
+/// The dataset as candle tensors: tokens `[N, n]` u32 (or vectors
+/// `[N, n, d]` f32), labels `[N]` or `[N, n]` u32.
 struct DataTensors {
     tokens: Tensor,
     labels: Tensor,
@@ -269,10 +269,8 @@ struct DataTensors {
 
 impl DataTensors {
     fn new(data: &Dataset) -> Result<Self> {
-        let (_, seqs) = token_ids(data)?;
         let n = data.seq_len();
-        let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
-        let tokens = Tensor::from_vec(flat, (data.len(), n), &Device::Cpu)?;
+        let tokens = crate::data::input_tensor(data)?;
         let labels = match &data.labels {
             Labels::NextToken(l) => Tensor::from_vec(l.clone(), l.len(), &Device::Cpu)?,
             Labels::Seq2seq(l) => {

@@ -29,6 +29,7 @@ fn param_count_matches_closed_form_transformer() {
                     positional: if pos { Positional::Learned } else { Positional::None },
                     layer_norm: ln,
                     task,
+                    vector_input: false,
                 };
                 // Formula written out independently of the library's.
                 let expected = vocab * d
@@ -49,7 +50,15 @@ fn param_count_matches_closed_form_transformer() {
 fn param_count_matches_closed_form_mlp() {
     for &(vocab, n, c, w, depth) in &[(16, 8, 16, 10, 1), (5, 4, 3, 7, 3), (30, 2, 9, 1, 2)] {
         for task in [Task::NextToken, Task::Seq2seq] {
-            let cfg = ModelConfig::Mlp(MlpConfig { vocab, seq_len: n, num_classes: c, width: w, depth, task });
+            let cfg = ModelConfig::Mlp(MlpConfig {
+                vocab,
+                seq_len: n,
+                num_classes: c,
+                width: w,
+                depth,
+                task,
+                vector_input: false,
+            });
             let out = if task == Task::NextToken { c } else { n * c };
             let expected = n * vocab * w + w + (depth - 1) * (w * w + w) + w * out + out;
             assert_eq!(cfg.num_params(), expected);
@@ -107,7 +116,9 @@ fn invalid_configs_are_errors_not_panics() {
         ..data::GenConfig::random_ids(4, 3, 5, 4, 0)
     })
     .expect("vector data");
-    assert!(matches!(train(&ok, &TrainConfig::default(), &vectors, &mut |_| {}), Err(TrainError::VectorInputs)));
+    // An id model on vector tokens is a config error naming both kinds.
+    let e = train(&ok, &TrainConfig::default(), &vectors, &mut |_| {}).expect_err("kind mismatch");
+    assert!(e.to_string().contains("takes token ids, data has vector tokens"), "{e}");
     let impossible = data::GenConfig::random_ids(100, 2, 2, 2, 0);
     assert!(matches!(data::generate(&impossible), Err(memcap_core::DataError::Param(_))));
 }

@@ -240,3 +240,30 @@ fn ignored_seq2seq_positions_are_left_out_of_loss_and_accuracy() {
         assert!((bits - 48.0 * 2.0).abs() < 1e-9, "label bits of the kept positions: {bits}");
     }
 }
+
+#[test]
+fn vector_tokens_are_trained_through_a_linear_input_projection() {
+    // 40 sequences of 4 real-valued tokens drawn from 12 shared vectors in
+    // dimension 3 (the kind of data attention-memorization experiments use).
+    let data = generate(&GenConfig {
+        kind: memcap_core::gen::GenKind::Vectors { d: 3 },
+        ..GenConfig::random_ids(40, 4, 12, 4, 8)
+    })
+    .expect("vector data");
+    let t = TransformerConfig::for_data(&data, 16, 2, 32, 1);
+    assert!(t.vector_input && t.vocab == 3, "the projection maps d = 3 to d_model");
+    let m = MlpConfig::for_data(&data, 32, 1);
+    assert!(m.vector_input);
+    for model in [ModelConfig::Transformer(t), ModelConfig::Mlp(m)] {
+        let cfg = TrainConfig { lr: 3e-2, max_steps: 1500, eval_every: 25, ..TrainConfig::default() };
+        let run = train(&model, &cfg, &data, &mut |_| {}).expect("trains on vectors");
+        assert!(
+            run.summary.memorized,
+            "{}: acc {} ({})",
+            model.family(),
+            run.summary.final_acc,
+            run.summary.stop_reason
+        );
+        assert_eq!(run.summary.num_params, model.num_params());
+    }
+}
