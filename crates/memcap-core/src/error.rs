@@ -41,7 +41,10 @@ pub enum DataError {
     #[error("the dataset is empty")]
     Empty,
     /// Sequences of different lengths (Transformers here take fixed n).
-    #[error("{at}: sequence has length {got}, but the first sequence has length {expected}")]
+    #[error(
+        "{at}: sequence has length {got}, but the first sequence has length {expected} (pad shorter seq2seq rows \
+         and label the padded positions -100 to leave them out)"
+    )]
     Ragged {
         /// The first example whose length differs.
         at: Origin,
