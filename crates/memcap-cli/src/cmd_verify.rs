@@ -2,20 +2,33 @@
 
 use crate::args::*;
 use crate::io::{read_dataset, read_model, InputError};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use memcap_core::parse::ParseOptions;
-use memcap_core::verify::{first_divergence, Arith};
+use memcap_core::verify::{first_divergence, merge_shards, verify_shard, Arith, ShardReport};
 use memcap_core::Dedupe;
 use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct VerifyArgs {
+    #[command(subcommand)]
+    merge: Option<VerifyCmd>,
     /// Model JSON written by `memcap construct`.
-    model: PathBuf,
+    #[arg(required = true)]
+    model: Option<PathBuf>,
     /// Dataset (.jsonl or .csv).
-    data: PathBuf,
+    #[arg(required = true)]
+    data: Option<PathBuf>,
+    /// Verify only shard I of K (examples i with i mod K = I) and write a
+    /// partial result to -o; `memcap verify merge` combines the K files.
+    /// Exact arithmetic only (or the one of --f64/--f32).
+    #[arg(long, value_name = "I/K", requires = "out")]
+    shard: Option<String>,
+    /// Shard result file (with --shard).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
     #[command(flatten)]
     limits: crate::args::ModelLimitArgs,
     /// Exact arithmetic (big integers and rationals): the only basis for a "memorized" claim.
@@ -35,8 +48,75 @@ pub struct VerifyArgs {
     json: bool,
 }
 
+/// `memcap verify merge`.
+#[derive(clap::Subcommand)]
+enum VerifyCmd {
+    /// Combine the shard results of one verification (all of 0..K, same model and data).
+    Merge {
+        /// Shard result files written by `memcap verify MODEL DATA --shard I/K -o FILE`.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// SHA-256 of `bytes`, hex.
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || InputError(format!("--shard {s:?}: expected I/K with 0 <= I < K, e.g. 0/4"));
+    let (i, k) = s.split_once('/').ok_or_else(bad)?;
+    let (i, k): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, k.trim().parse().map_err(|_| bad())?);
+    if k == 0 || i >= k {
+        return Err(bad().into());
+    }
+    Ok((i, k))
+}
+
+fn merge(files: &[PathBuf], json_out: bool) -> Result<Outcome> {
+    let mut parts = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read shard {}", f.display()))?;
+        let p: ShardReport = serde_json::from_str(&text)
+            .map_err(|e| InputError(format!("{}: not a memcap verify shard result: {e}", f.display())))?;
+        parts.push(p);
+    }
+    let r = merge_shards(&parts).map_err(|e| {
+        let at = match &e {
+            memcap_core::verify::ShardError::Mismatch { index, .. }
+            | memcap_core::verify::ShardError::Format { index } => {
+                files.get(*index).map(|f| format!("{}: ", f.display())).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        InputError(format!("{at}{e}"))
+    })?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&json!({"report": r, "shards": parts.len()}))?);
+    } else {
+        println!("merged {} shards", parts.len());
+        print_verify(&r, None);
+    }
+    Ok(if r.arithmetic != Arith::Exact || r.all_memorized() { Outcome::Ok } else { Outcome::NotMemorized })
+}
+
 pub fn verify(a: VerifyArgs) -> Result<Outcome> {
-    let model = read_model(&a.model, &a.limits.limits())?;
+    if let Some(VerifyCmd::Merge { shards, json }) = &a.merge {
+        return merge(shards, *json);
+    }
+    let (Some(model_path), Some(data_path)) = (&a.model, &a.data) else {
+        return Err(InputError("give MODEL and DATA (or `memcap verify merge SHARDS…`)".into()).into());
+    };
+    let shard = a.shard.as_deref().map(parse_shard).transpose()?;
+    if let Some(out) = &a.out {
+        crate::io::check_output_file(out, "-o")?;
+    }
+    let model = read_model(model_path, &a.limits.limits())?;
     let opts = ParseOptions {
         vocab: match model.config.input {
             memcap_core::model::InputSpec::Ids { vocab } => Some(vocab),
@@ -46,8 +126,27 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
         // The model's vocabulary already passed the model's size limits.
         max_vocab: Some(usize::MAX),
     };
-    let ds = read_dataset(&a.data, opts)?;
-    let ds = resolve(ds, model.config.positional, a.dedupe, &a.data, a.json)?;
+    let ds = read_dataset(data_path, opts)?;
+    let ds = resolve(ds, model.config.positional, a.dedupe, data_path, a.json)?;
+    if let (Some((i, k)), Some(out)) = (shard, &a.out) {
+        let arith = if a.f64 {
+            Arith::F64
+        } else if a.f32 {
+            Arith::F32
+        } else {
+            Arith::Exact
+        };
+        let (mh, dh) = (sha256(model.to_json().as_bytes()), sha256(memcap_core::parse::to_jsonl(&ds).as_bytes()));
+        let r = verify_shard(&model, &ds, arith, i, k, &mh, &dh, &memcap_core::eval::NoProgress)
+            .map_err(|e| InputError(e.to_string()))?;
+        crate::io::write_atomic(out, format!("{}\n", serde_json::to_string_pretty(&r)?).as_bytes())?;
+        if !a.json {
+            println!("shard {i}/{k}: {} of {} examples", r.report.examples, r.examples_total);
+            print_verify(&r.report, None);
+            println!("wrote {}", out.display());
+        }
+        return Ok(if arith != Arith::Exact || r.report.all_memorized() { Outcome::Ok } else { Outcome::NotMemorized });
+    }
     let mut ariths = Vec::new();
     if a.exact || (!a.f64 && !a.f32) {
         ariths.push(Arith::Exact);

@@ -200,3 +200,41 @@ fn bad_training_flags_name_the_flag_and_exit_2() {
         assert!(!out.exists(), "{args:?} left output");
     }
 }
+
+/// `verify --shard I/K -o FILE` per shard, then `verify merge`: the merged
+/// counts equal one run's, exit 1 for a planted wrong label, exit 2 (with
+/// the file named) for a missing or foreign shard.
+#[test]
+fn sharded_verify_and_merge_match_one_run() {
+    let d = tmpdir("shards");
+    let data = d.join("d.jsonl");
+    ok(memcap(&["gen", "-N", "30", "-n", "4", "--vocab", "9", "--num-classes", "4", "-o", s(&data)]));
+    let model = d.join("m.json");
+    ok(memcap(&["construct", s(&data), "-o", s(&model), "--no-safetensors"]));
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut rec: serde_json::Value = serde_json::from_str(&lines[4]).unwrap();
+    rec["label"] = ((rec["label"].as_u64().unwrap() + 1) % 4).into();
+    lines[4] = rec.to_string();
+    let bad = d.join("bad.jsonl");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let files: Vec<std::path::PathBuf> = (0..3).map(|i| d.join(format!("shard{i}.json"))).collect();
+    for (i, f) in files.iter().enumerate() {
+        memcap(&["verify", s(&model), s(&bad), "--shard", &format!("{i}/3"), "-o", s(f)]);
+        assert!(f.exists(), "shard {i} written");
+    }
+    let args: Vec<&str> = ["verify", "merge"].into_iter().chain(files.iter().map(|f| s(f))).collect();
+    let o = memcap(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("memorized 29/30"), "{}", stdout(&o));
+    let o = memcap(&["verify", "merge", s(&files[0]), s(&files[2])]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("shards [1] of 3 are missing"), "{}", stderr(&o));
+    let other = d.join("other.json");
+    memcap(&["verify", s(&model), s(&data), "--shard", "1/3", "-o", s(&other)]);
+    let o = memcap(&["verify", "merge", s(&files[0]), s(&other), s(&files[2])]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("other.json") && stderr(&o).contains("data hash"), "{}", stderr(&o));
+    let o = memcap(&["verify", s(&model), s(&data), "--shard", "3/3", "-o", s(&d.join("x.json"))]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -10,10 +10,10 @@ use crate::data::{Dataset, Task};
 use crate::error::ModelError;
 use crate::eval::{self, Engine, ExactEngine, FloatEngine, Prepared, Progress, TokenValue};
 use crate::model::Model;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which arithmetic to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arith {
     /// Exact integers and rationals ([`ExactEngine`]): the only basis for "memorized" claims.
@@ -25,7 +25,7 @@ pub enum Arith {
 }
 
 /// One wrong output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     /// 0-based index of the example.
     pub example: usize,
@@ -40,7 +40,7 @@ pub struct Failure {
 }
 
 /// The result of one verification run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// The arithmetic that was run.
     pub arithmetic: Arith,
@@ -209,4 +209,182 @@ pub fn reference_outputs(model: &Model, ds: &Dataset, i: usize) -> Result<Vec<ev
     let all: Vec<usize> = (0..toks.len()).collect();
     let states = eval::trace(&e, model, &toks, if ds.task() == Task::Seq2seq { &prep.needed } else { &all })?;
     Ok(eval::trace_outputs(&e, &states))
+}
+
+/// Format tag of a shard result file.
+pub const SHARD_FORMAT: &str = "memcap-verify-shard";
+
+/// One shard of a verification split over machines: the examples `i` with
+/// `i mod shards == shard`, run by [`verify_shard`] and combined by
+/// [`merge_shards`]. The hashes identify the model and the (resolved) data,
+/// so shards of different runs are never merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardReport {
+    /// [`SHARD_FORMAT`].
+    pub format: String,
+    /// This shard's index `I` (0-based).
+    pub shard: usize,
+    /// The number of shards `K`.
+    pub shards: usize,
+    /// Hash of the model (the caller's choice of digest, e.g. SHA-256 of its JSON).
+    pub model_hash: String,
+    /// Hash of the dataset the examples come from.
+    pub data_hash: String,
+    /// Examples of the whole dataset.
+    pub examples_total: usize,
+    /// The shard's verification; failure indices are global example indices.
+    pub report: VerifyReport,
+}
+
+/// Verifies shard `shard` of `shards` of `ds` (examples `i ≡ shard mod shards`).
+///
+/// # Errors
+/// [`ModelError::Mismatch`] for `shards == 0` or `shard >= shards`; the
+/// errors of [`verify`].
+#[allow(clippy::too_many_arguments)]
+pub fn verify_shard(
+    model: &Model,
+    ds: &Dataset,
+    arith: Arith,
+    shard: usize,
+    shards: usize,
+    model_hash: &str,
+    data_hash: &str,
+    progress: &dyn Progress,
+) -> Result<ShardReport, ModelError> {
+    if shards == 0 || shard >= shards {
+        return Err(ModelError::Mismatch(format!("shard {shard} of {shards}: need 0 <= I < K")));
+    }
+    let keep: Vec<bool> = (0..ds.len()).map(|i| i % shards == shard).collect();
+    let global: Vec<usize> = (0..ds.len()).filter(|i| i % shards == shard).collect();
+    let sub = ds.select(&keep);
+    let mut report = if sub.is_empty() {
+        VerifyReport {
+            arithmetic: arith,
+            examples: 0,
+            memorized: 0,
+            labels_total: 0,
+            labels_correct: 0,
+            distinct_sequences: 0,
+            distinct_tokens: 0,
+            distinct_tail_states: 0,
+            sharing: None,
+            failures: Vec::new(),
+            seconds: 0.0,
+        }
+    } else {
+        verify(model, &sub, arith, progress)?
+    };
+    for f in &mut report.failures {
+        f.example = global[f.example];
+    }
+    Ok(ShardReport {
+        format: SHARD_FORMAT.into(),
+        shard,
+        shards,
+        model_hash: model_hash.into(),
+        data_hash: data_hash.into(),
+        examples_total: ds.len(),
+        report,
+    })
+}
+
+/// Why shards cannot be merged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShardError {
+    /// No shard given.
+    #[error("no shard results to merge")]
+    Empty,
+    /// A file that is not a shard result.
+    #[error("shard {index}: not a {SHARD_FORMAT} result")]
+    Format {
+        /// Position in the given list.
+        index: usize,
+    },
+    /// Shards of different models, data, arithmetic or shard counts.
+    #[error("shard result {index} has {field} {got}, the first has {want}: they are not parts of one verification")]
+    Mismatch {
+        /// Position of the differing result in the given list (0-based).
+        index: usize,
+        /// What differs.
+        field: &'static str,
+        /// The first shard's value.
+        want: String,
+        /// This shard's value.
+        got: String,
+    },
+    /// A shard index given twice.
+    #[error("shard {0} is given twice")]
+    Duplicate(usize),
+    /// Shards missing from `0..K`.
+    #[error("shards {missing:?} of {shards} are missing")]
+    Missing {
+        /// The absent indices.
+        missing: Vec<usize>,
+        /// K.
+        shards: usize,
+    },
+}
+
+/// Combines the `K` shards of one verification into one report: counts are
+/// summed, the first 10 failures by example index kept. `distinct_*` are
+/// sums over shards (an upper bound on the whole run's), `seconds` the
+/// summed shard times, `sharing` absent.
+///
+/// # Errors
+/// [`ShardError`] when the shards are not exactly `0..K` of one model, one
+/// dataset and one arithmetic.
+pub fn merge_shards(parts: &[ShardReport]) -> Result<VerifyReport, ShardError> {
+    let first = parts.first().ok_or(ShardError::Empty)?;
+    let mut seen = vec![false; first.shards];
+    for (index, p) in parts.iter().enumerate() {
+        if p.format != SHARD_FORMAT {
+            return Err(ShardError::Format { index });
+        }
+        let checks: [(&'static str, String, String); 5] = [
+            ("shard count", first.shards.to_string(), p.shards.to_string()),
+            ("model hash", first.model_hash.clone(), p.model_hash.clone()),
+            ("data hash", first.data_hash.clone(), p.data_hash.clone()),
+            ("example count", first.examples_total.to_string(), p.examples_total.to_string()),
+            ("arithmetic", format!("{:?}", first.report.arithmetic), format!("{:?}", p.report.arithmetic)),
+        ];
+        for (field, want, got) in checks {
+            if want != got {
+                return Err(ShardError::Mismatch { index, field, want, got });
+            }
+        }
+        match seen.get_mut(p.shard) {
+            Some(s) if *s => return Err(ShardError::Duplicate(p.shard)),
+            Some(s) => *s = true,
+            None => {
+                return Err(ShardError::Mismatch {
+                    index,
+                    field: "shard index",
+                    want: format!("< {}", first.shards),
+                    got: p.shard.to_string(),
+                })
+            }
+        }
+    }
+    let missing: Vec<usize> = seen.iter().enumerate().filter(|(_, s)| !**s).map(|(i, _)| i).collect();
+    if !missing.is_empty() {
+        return Err(ShardError::Missing { missing, shards: first.shards });
+    }
+    let mut failures: Vec<Failure> = parts.iter().flat_map(|p| p.report.failures.iter().cloned()).collect();
+    failures.sort_by_key(|f| (f.example, f.position));
+    failures.truncate(10);
+    let sum = |f: fn(&VerifyReport) -> usize| parts.iter().map(|p| f(&p.report)).sum::<usize>();
+    Ok(VerifyReport {
+        arithmetic: first.report.arithmetic,
+        examples: sum(|r| r.examples),
+        memorized: sum(|r| r.memorized),
+        labels_total: sum(|r| r.labels_total),
+        labels_correct: sum(|r| r.labels_correct),
+        distinct_sequences: sum(|r| r.distinct_sequences),
+        distinct_tokens: sum(|r| r.distinct_tokens),
+        distinct_tail_states: sum(|r| r.distinct_tail_states),
+        sharing: None,
+        failures,
+        seconds: parts.iter().map(|p| p.report.seconds).sum(),
+    })
 }

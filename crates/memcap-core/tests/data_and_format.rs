@@ -400,3 +400,38 @@ fn declared_label_alphabets_give_the_information_as_a_sum_of_log2_ci() {
     .expect_err("all or none");
     assert!(e.to_string().contains("every example or on none"), "{e}");
 }
+
+#[test]
+fn sharded_verification_merges_to_the_single_run_and_refuses_foreign_or_missing_shards() {
+    use memcap_core::verify::{merge_shards, verify_shard, ShardError};
+    let good = generate(&GenConfig::random_ids(40, 4, 12, 5, 3)).unwrap();
+    let built = construct(&good, &ConstructConfig::default()).unwrap();
+    // Plant one wrong label: the model memorized the original.
+    let mut bad = good.clone();
+    if let Labels::NextToken(y) = &mut bad.labels {
+        y[17] = (y[17] + 1) % 5;
+    }
+    let whole = verify(&built.model, &bad, Arith::Exact, &NoProgress).unwrap();
+    assert_eq!(whole.memorized, 39);
+    for k in [1, 3, 7] {
+        let parts: Vec<_> = (0..k)
+            .map(|i| verify_shard(&built.model, &bad, Arith::Exact, i, k, "m", "d", &NoProgress).unwrap())
+            .collect();
+        let merged = merge_shards(&parts).unwrap();
+        assert_eq!(
+            (merged.examples, merged.memorized, merged.labels_total, merged.labels_correct),
+            (whole.examples, whole.memorized, whole.labels_total, whole.labels_correct),
+            "K = {k}"
+        );
+        assert_eq!(merged.failures, whole.failures, "K = {k}: same failures, global indices");
+        if k > 1 {
+            assert_eq!(merge_shards(&parts[1..]), Err(ShardError::Missing { missing: vec![0], shards: k }));
+            let twice = [parts.clone(), vec![parts[0].clone()]].concat();
+            assert_eq!(merge_shards(&twice), Err(ShardError::Duplicate(0)));
+            let mut other = parts.clone();
+            other[1].data_hash = "other data".into();
+            assert!(matches!(merge_shards(&other), Err(ShardError::Mismatch { index: 1, field: "data hash", .. })));
+        }
+    }
+    assert!(verify_shard(&built.model, &bad, Arith::Exact, 3, 3, "m", "d", &NoProgress).is_err());
+}
