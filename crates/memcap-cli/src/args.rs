@@ -413,7 +413,7 @@ pub struct ModelLimitArgs {
     /// (dense exports and float evaluation allocate by it).
     #[arg(long, default_value_t = memcap_core::Limits::default().max_dense_params)]
     pub max_dense_params: u64,
-    /// Refuse model files with a number of more decimal digits (weights are
+    /// Refuse model files holding a number with more decimal digits (weights are
     /// exact decimal strings; constructions stay far below the default).
     #[arg(long, default_value_t = memcap_core::Limits::default().max_weight_digits)]
     pub max_weight_digits: usize,

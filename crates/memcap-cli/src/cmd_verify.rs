@@ -27,7 +27,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "I/K", requires = "out")]
     shard: Option<String>,
     /// Shard result file (with --shard).
-    #[arg(short, long)]
+    #[arg(short, long, requires = "shard")]
     out: Option<PathBuf>,
     #[command(flatten)]
     limits: crate::args::ModelLimitArgs,
