@@ -64,11 +64,15 @@ fn perr(line: usize, reason: impl Into<String>) -> DataError {
 /// A non-negative integer below 2^32; integral floats such as `2.0` (what a
 /// float tensor's `tolist()` writes) count as integers, `2.5` does not.
 fn as_u32(v: &Value, line: usize, what: &str) -> Result<u32, DataError> {
-    let int = v
-        .as_u64()
-        .or_else(|| v.as_f64().filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0).map(|x| x as u64));
-    int.and_then(|x| u32::try_from(x).ok())
+    integral_u32(v.as_u64(), v.as_f64())
         .ok_or_else(|| perr(line, format!("{what} must be a non-negative integer below 2^32, got {v}")))
+}
+
+/// The one rule of JSONL and CSV for integer fields: `int` if given, else an
+/// integral `float` in `0..2^32`; `None` when neither is such a number.
+fn integral_u32(int: Option<u64>, float: Option<f64>) -> Option<u32> {
+    int.or_else(|| float.filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0).map(|x| x as u64))
+        .and_then(|x| u32::try_from(x).ok())
 }
 
 /// serde_json's message with its position as a column (each record is one
@@ -316,13 +320,7 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
                 if seq2seq && name.starts_with("lab_") && (c.is_empty() || c.parse::<f64>().ok() == Some(-100.0)) {
                     return Ok(IGNORE);
                 }
-                let v = c.parse::<u64>().ok().or_else(|| {
-                    c.parse::<f64>()
-                        .ok()
-                        .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0)
-                        .map(|x| x as u64)
-                });
-                v.and_then(|v| u32::try_from(v).ok())
+                integral_u32(c.parse::<u64>().ok(), c.parse::<f64>().ok())
                     .ok_or_else(|| perr(line, format!("{name} = {c:?} is not a non-negative integer below 2^32")))
             })
             .collect::<Result<_, _>>()?;
