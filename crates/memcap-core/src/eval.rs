@@ -20,6 +20,15 @@
 //!    every score column is constant and softmax and hardmax both give exactly
 //!    1/n per key; the weighted sum is then the plain mean.
 //!
+//! 4. *Sorted sweep.* A run of FFN layers whose units all read one register
+//!    the run never writes is a sum of ReLUs of that register, so over
+//!    columns sorted by it the sum is a running sum (module `sweep`).
+//! 5. *Register closure.* Registers updated only from registers that agree
+//!    across a group of columns run once per group (`ExactEngine::shared_tail`).
+//!
+//! `crate::reference` keeps the plain dense forward pass beside all of this,
+//! and the tests compare every engine with it.
+//!
 //! The exact engine keeps columns as integer vectors while every value and
 //! weight is an integer and switches to rationals only where needed (the
 //! attention average S/n). Floats never decide an exact claim: the f64/f32
@@ -35,6 +44,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::hash::Hash;
+
+mod sweep;
 
 // ------------------------------------------------------------------------
 // Scalars
@@ -499,6 +510,15 @@ pub struct Pred {
     pub class: Option<i64>,
 }
 
+impl Pred {
+    /// The prediction of an exact output: its value as "p" or "p/q", and the
+    /// class when it is an integer that fits in i64.
+    pub fn exact(out: &RBig) -> Pred {
+        let class = (out.denominator() == &UBig::ONE).then(|| i64::try_from(out.numerator().clone()).ok()).flatten();
+        Pred { value: crate::model::fmt_exact(out), class }
+    }
+}
+
 /// A token value as the embedding sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenValue {
@@ -897,20 +917,24 @@ impl Engine for ExactEngine {
         let z = col.to_rat();
         let mut out = self.rat.readout.apply(&z).pop().unwrap_or(RBig::ZERO);
         out.add_ref(&self.rat.readout_bias);
-        let class = (out.denominator() == &UBig::ONE).then(|| i64::try_from(out.numerator().clone()).ok()).flatten();
-        Pred { value: crate::model::fmt_exact(&out), class }
+        Pred::exact(&out)
     }
 
     fn key(&self, col: &ExactCol) -> ExactCol {
         col.clone()
     }
 
-    /// Register-closure sharing. From the split layer `a` on, the shared
-    /// registers S are updated only from S registers (checked on the stored
-    /// weights by `ExactEngine::choose_split`), so columns whose S values
-    /// agree at `a` have identical S trajectories: S runs once per group of
-    /// such columns, the other registers once per column, reading their
-    /// group's S values. The result is exactly the per-column computation.
+    /// Two exact ways of sharing work between columns of the integer tail.
+    ///
+    /// 1. The sorted sweep (module `sweep`): a leading run of layers whose
+    ///    units read one register that the run never writes (the memorizer's
+    ///    phase A) is evaluated for all columns at once, in key order.
+    /// 2. Register-closure sharing. From the split layer `a` on, the shared
+    ///    registers S are updated only from S registers (checked on the stored
+    ///    weights by `ExactEngine::choose_split`), so columns whose S values
+    ///    agree at `a` have identical S trajectories: S runs once per group of
+    ///    such columns, the other registers once per column, reading their
+    ///    group's S values. The result is exactly the per-column computation.
     fn shared_tail(
         &self,
         tail_start: usize,
@@ -928,14 +952,42 @@ impl Engine for ExactEngine {
                 ExactCol::Rat(_) => None,
             })
             .collect::<Option<_>>()?;
-        let (a, shared) = self.choose_split(&plans, &cols)?;
-        progress.start("tail, per column", cols.len() as u64);
-        cols.par_iter_mut().for_each_init(Vec::new, |h, z| {
-            for p in &plans[..a] {
-                p.apply(z, h);
+        let split = self.choose_split(&plans, &cols);
+        let a = split.map_or(plans.len(), |(a, _)| a);
+        // Blocks ..s: one sorted sweep over register x (module `sweep`).
+        let (s, x) = sweep::leading_span(&plans[..a]);
+        if s > 0 {
+            progress.start("tail, sorted sweep", cols.len() as u64);
+            sweep::apply_span(&plans[..s], x.unwrap_or(0), &mut cols);
+            progress.inc(cols.len() as u64);
+        }
+        if s < a {
+            progress.start("tail, per column", cols.len() as u64);
+            cols.par_iter_mut().for_each_init(Vec::new, |h, z| {
+                for p in &plans[s..a] {
+                    p.apply(z, h);
+                }
+                progress.inc(1);
+            });
+        }
+        let swept = match (s, x) {
+            (0, _) => String::new(),
+            (s, Some(x)) => format!(
+                "blocks {}..{} in one sorted sweep over register {}; ",
+                tail_start,
+                tail_start + s,
+                self.names[x as usize]
+            ),
+            (s, None) => format!("blocks {}..{} in one sorted sweep (constant units); ", tail_start, tail_start + s),
+        };
+        let Some((a, shared)) = split else {
+            if s == 0 {
+                return None; // nothing shared: the plain loop does the same
             }
-            progress.inc(1);
-        });
+            let note = format!("{swept}blocks {}..{} per column", tail_start + s, tail_start + a);
+            let preds = cols.into_par_iter().map(|z| self.readout(&ExactCol::Int(z))).collect();
+            return Some((preds, note));
+        };
         let mut groups: HashMap<Vec<Int>, Vec<usize>> = HashMap::new();
         for (i, z) in cols.iter().enumerate() {
             let key: Vec<Int> = (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| z[r].clone()).collect();
@@ -943,8 +995,8 @@ impl Engine for ExactEngine {
         }
         let groups: Vec<Vec<usize>> = groups.into_values().collect();
         let note = format!(
-            "blocks {}..{} per column; from block {} on, registers {{{}}} once per group of equal values ({} groups for {} columns)",
-            tail_start,
+            "{swept}blocks {}..{} per column; from block {} on, registers {{{}}} once per group of equal values ({} groups for {} columns)",
+            tail_start + s,
             tail_start + a,
             tail_start + a,
             (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| self.names[r].as_str()).collect::<Vec<_>>().join(", "),

@@ -103,12 +103,34 @@ impl Int {
         }
     }
 
+    /// −self
+    pub fn neg(&self) -> Int {
+        let mut z = Int::ZERO;
+        z.sub_assign(self);
+        z
+    }
+
     fn normalize(&mut self) {
         if let Int::Big(b) = self {
             if let Ok(s) = i128::try_from(&*b) {
                 *self = Int::Small(s);
             }
         }
+    }
+}
+
+impl Ord for Int {
+    fn cmp(&self, o: &Int) -> std::cmp::Ordering {
+        match (self, o) {
+            (Int::Small(a), Int::Small(b)) => a.cmp(b),
+            _ => self.to_ibig().cmp(&o.to_ibig()),
+        }
+    }
+}
+
+impl PartialOrd for Int {
+    fn partial_cmp(&self, o: &Int) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
     }
 }
 

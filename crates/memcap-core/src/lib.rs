@@ -55,6 +55,7 @@ pub mod int;
 pub mod limits;
 pub mod model;
 pub mod parse;
+pub mod reference;
 pub mod stats;
 pub mod verify;
 

@@ -6,7 +6,7 @@
 //! own k/N and, via [`first_divergence`], the first block where the float
 //! state stops equalling the exact one.
 
-use crate::data::{Dataset, Task};
+use crate::data::Dataset;
 use crate::error::ModelError;
 use crate::eval::{self, Engine, ExactEngine, FloatEngine, Prepared, Progress, TokenValue};
 use crate::model::Model;
@@ -201,14 +201,14 @@ pub fn first_divergence(model: &Model, ds: &Dataset, i: usize, arith: Arith) -> 
     Ok(None)
 }
 
-/// Outputs of the reference (unshared) forward pass for example `i`, exact.
+/// Outputs of the plain reference forward pass ([`crate::reference::forward`]:
+/// dense matrices from the stored weights, no sharing, no compiled plans) for
+/// example `i`, exact: the claimed positions (next-token: every position, so
+/// traces can show them; seq2seq: every position).
 pub fn reference_outputs(model: &Model, ds: &Dataset, i: usize) -> Result<Vec<eval::Pred>, ModelError> {
     let prep = Prepared::new(model, ds)?;
     let toks: Vec<TokenValue> = prep.seqs[i].iter().map(|&t| prep.tokens[t as usize].clone()).collect();
-    let e = ExactEngine::new(model);
-    let all: Vec<usize> = (0..toks.len()).collect();
-    let states = eval::trace(&e, model, &toks, if ds.task() == Task::Seq2seq { &prep.needed } else { &all })?;
-    Ok(eval::trace_outputs(&e, &states))
+    Ok(crate::reference::forward(model, &toks)?.iter().map(eval::Pred::exact).collect())
 }
 
 /// Format tag of a shard result file.
