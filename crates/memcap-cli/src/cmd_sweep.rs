@@ -43,8 +43,10 @@ enum SweepCmd {
     /// or {"sweeps":[{…},{…}]}. Kinds: construct (N, n, vocab, classes, task, seed, input, dim,
     /// positional, map, code_bits, verify), train (+ model, d_model, heads, d_ff, blocks, width,
     /// depth, pos_encoding, layer_norm, lr, weight_decay, batch_size, steps, eval_every, train_seed)
-    /// and capacity (+ model, blocks, widths, heads, ff_mult, lrs, seeds, steps, eval_every,
-    /// batch_size, strategy, threads). Every default is written into the task, so each line
+    /// capacity (+ model, blocks, widths, heads, ff_mult, lrs, seeds, steps, eval_every,
+    /// batch_size, strategy, threads) and verify (the construct keys + shard, shards: one shard
+    /// of an exact verification; `memcap verify merge RESULTS/<id>.json…` combines them).
+    /// Every default is written into the task, so each line
     /// is complete; the id is a hash of it. Same CONFIG → byte-identical output.
     #[command(verbatim_doc_comment)]
     Plan(PlanArgs),

@@ -63,10 +63,7 @@ enum VerifyCmd {
 }
 
 /// SHA-256 of `bytes`, hex.
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+use memcap_sweep::exec::sha256_hex as sha256;
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let bad = || InputError(format!("--shard {s:?}: expected I/K with 0 <= I < K, e.g. 0/4"));
@@ -82,8 +79,17 @@ fn merge(files: &[PathBuf], json_out: bool) -> Result<Outcome> {
     let mut parts = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("cannot read shard {}", f.display()))?;
-        let p: ShardReport = serde_json::from_str(&text)
-            .map_err(|e| InputError(format!("{}: not a memcap verify shard result: {e}", f.display())))?;
+        let bad = |e: serde_json::Error| InputError(format!("{}: not a memcap verify shard result: {e}", f.display()));
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
+        // A `memcap sweep` record of a verify task carries the shard under
+        // "result" and its wall time under "timing".
+        let p: ShardReport = if v.get("memcap_sweep_result").is_some() {
+            let mut p: ShardReport = serde_json::from_value(v["result"].clone()).map_err(bad)?;
+            p.report.seconds = v["timing"]["verify_seconds"].as_f64().unwrap_or(0.0);
+            p
+        } else {
+            serde_json::from_value(v).map_err(bad)?
+        };
         parts.push(p);
     }
     let r = merge_shards(&parts).map_err(|e| {
@@ -137,8 +143,9 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
             Arith::Exact
         };
         let (mh, dh) = (sha256(model.to_json().as_bytes()), sha256(memcap_core::parse::to_jsonl(&ds).as_bytes()));
-        let r = verify_shard(&model, &ds, arith, i, k, &mh, &dh, &memcap_core::eval::NoProgress)
-            .map_err(|e| InputError(e.to_string()))?;
+        let bars = crate::progress::Bars::new(!a.json);
+        let r = verify_shard(&model, &ds, arith, i, k, &mh, &dh, &bars).map_err(|e| InputError(e.to_string()))?;
+        bars.finish();
         crate::io::write_atomic(out, format!("{}\n", serde_json::to_string_pretty(&r)?).as_bytes())?;
         if !a.json {
             println!("shard {i}/{k}: {} of {} examples", r.report.examples, r.examples_total);

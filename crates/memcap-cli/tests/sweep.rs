@@ -238,3 +238,31 @@ fn shipped_example_configs_plan_without_errors() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), tasks, "{name}");
     }
 }
+
+/// `kind: verify` tasks are the shards of one exact verification: run as a
+/// sweep (here 3 shards on 2 jobs, as a Slurm array would), their records
+/// merge with `memcap verify merge` into one run's counts; a shard left out is
+/// refused; a `shard >= shards` task is refused at plan time.
+#[test]
+fn verify_tasks_shard_one_exact_verification_and_merge() {
+    let d = tmpdir("sweep-verify");
+    let tasks = plan(
+        &d,
+        r#"{"kind":"verify","grid":{"shard":[0,1,2]},"fixed":{"N":60,"n":5,"vocab":30,"classes":4,"seed":3,"shards":3}}"#,
+    );
+    let results = d.join("results");
+    ok(memcap(&["sweep", "run", s(&tasks), "-o", s(&results), "--jobs", "2"]));
+    let files: Vec<PathBuf> =
+        lines(&tasks).iter().map(|t| results.join(format!("{}.json", t["id"].as_str().unwrap()))).collect();
+    let args: Vec<&str> = ["verify", "merge"].into_iter().chain(files.iter().map(|f| s(f))).collect();
+    let o = ok(memcap(&args));
+    assert!(stdout(&o).contains("merged 3 shards") && stdout(&o).contains("memorized 60/60"), "{}", stdout(&o));
+    let o = memcap(&["verify", "merge", s(&files[0]), s(&files[1])]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("shards [2] of 3 are missing"), "{}", stderr(&o));
+    let cfg = d.join("bad.json");
+    std::fs::write(&cfg, r#"{"kind":"verify","fixed":{"N":60,"n":5,"shard":3,"shards":3}}"#).unwrap();
+    let o = memcap(&["sweep", "plan", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("need 0 <= shard < shards"), "{}", stderr(&o));
+}

@@ -329,7 +329,7 @@ pub enum ShardError {
 /// Combines the `K` shards of one verification into one report: counts are
 /// summed, the first 10 failures by example index kept. `distinct_*` are
 /// sums over shards (an upper bound on the whole run's), `seconds` the
-/// summed shard times, `sharing` absent.
+/// summed shard times; `sharing` says so.
 ///
 /// # Errors
 /// [`ShardError`] when the shards are not exactly `0..K` of one model, one
@@ -383,7 +383,10 @@ pub fn merge_shards(parts: &[ShardReport]) -> Result<VerifyReport, ShardError> {
         distinct_sequences: sum(|r| r.distinct_sequences),
         distinct_tokens: sum(|r| r.distinct_tokens),
         distinct_tail_states: sum(|r| r.distinct_tail_states),
-        sharing: None,
+        sharing: Some(format!(
+            "merged from {} shards: the distinct counts and the seconds are sums over the shards",
+            parts.len()
+        )),
         failures,
         seconds: parts.iter().map(|p| p.report.seconds).sum(),
     })

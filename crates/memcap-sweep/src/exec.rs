@@ -3,7 +3,7 @@
 //! ([`select_shard`]), validation of stored records ([`check_record`]) and the
 //! merged table ([`to_csv`]).
 
-use crate::plan::{canonical_json, CapacityTask, ConstructTask, Planned, Task, TrainTask};
+use crate::plan::{canonical_json, CapacityTask, ConstructTask, Planned, Task, TrainTask, VerifyTask};
 use memcap_core::construct::{construct, ConstructConfig};
 use memcap_core::gen::GenKind;
 use memcap_core::model::lower_bound_params;
@@ -62,6 +62,7 @@ pub fn run_task(t: &Task) -> Result<TaskOutput, SweepError> {
         Task::Construct(c) => run_construct(c),
         Task::Train(c) => run_train(c),
         Task::Capacity(c) => run_capacity(c),
+        Task::Verify(c) => run_verify(c),
     }
 }
 
@@ -128,12 +129,17 @@ where
     });
 }
 
-fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {
-    let d = &c.data;
-    let kind = if c.input == "vectors" { GenKind::Vectors { d: c.dim } } else { GenKind::Ids };
-    let ds = d.dataset(kind, c.positional)?;
-    let cfg = ConstructConfig {
-        seed: d.seed,
+/// SHA-256 of `bytes` as lowercase hex: the digest `memcap verify --shard`
+/// records for the model JSON and the dataset's JSONL, so shards from a sweep
+/// and from the CLI identify models and data the same way.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn construct_config(c: &ConstructTask) -> ConstructConfig {
+    ConstructConfig {
+        seed: c.data.seed,
         map: match c.map.as_str() {
             "m1" => MapChoice::M1,
             "m2" => MapChoice::M2,
@@ -142,9 +148,41 @@ fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {
         positional: c.positional,
         code_bits: c.code_bits,
         ..Default::default()
-    };
+    }
+}
+
+fn task_dataset(c: &ConstructTask) -> Result<memcap_core::Dataset, SweepError> {
+    let kind = if c.input == "vectors" { GenKind::Vectors { d: c.dim } } else { GenKind::Ids };
+    Ok(c.data.dataset(kind, c.positional)?)
+}
+
+fn run_verify(v: &VerifyTask) -> Result<TaskOutput, SweepError> {
+    let c = v.construct_task();
+    let ds = task_dataset(&c)?;
     let t0 = Instant::now();
-    let built = construct(&ds, &cfg)?;
+    let model = construct(&ds, &construct_config(&c))?.model;
+    let construct_seconds = t0.elapsed().as_secs_f64();
+    let (mh, dh) = (sha256_hex(model.to_json().as_bytes()), sha256_hex(memcap_core::parse::to_jsonl(&ds).as_bytes()));
+    let mut shard = memcap_core::verify::verify_shard(
+        &model,
+        &ds,
+        Arith::Exact,
+        v.shard,
+        v.shards,
+        &mh,
+        &dh,
+        &memcap_core::eval::NoProgress,
+    )?;
+    // Wall time goes to `timing`; the result stays a pure function of the task.
+    let verify_seconds = std::mem::take(&mut shard.report.seconds);
+    let result = serde_json::to_value(&shard).expect("shard reports serialize");
+    Ok(TaskOutput { result, timing: json!({"construct_seconds": construct_seconds, "verify_seconds": verify_seconds}) })
+}
+
+fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {
+    let ds = task_dataset(c)?;
+    let t0 = Instant::now();
+    let built = construct(&ds, &construct_config(c))?;
     let construct_seconds = t0.elapsed().as_secs_f64();
     let acc = built.model.accounting();
     let ver =

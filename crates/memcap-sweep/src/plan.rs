@@ -184,6 +184,53 @@ pub struct ConstructTask {
     pub verify: bool,
 }
 
+/// One shard of an exact verification: the task's data and construction (as
+/// in [`ConstructTask`], rebuilt deterministically on every node), then
+/// `memcap_core::verify::verify_shard` on the examples i ≡ `shard` (mod
+/// `shards`). The result is a `ShardReport`; `memcap verify merge` combines
+/// the K records of a sweep (it checks that every shard saw the same model
+/// and data by their SHA-256).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyTask {
+    /// The data (N, n, vocab, num_classes, task, seed).
+    #[serde(flatten)]
+    pub data: DataSpec,
+    /// `ids` or `vectors`.
+    #[serde(default = "d_input")]
+    pub input: String,
+    /// Dimension of vector tokens (ignored for ids).
+    #[serde(default = "d_dim")]
+    pub dim: usize,
+    /// `none` (default) or `learned`.
+    #[serde(default)]
+    pub positional: Positional,
+    /// `auto`, `m1` or `m2`.
+    #[serde(default = "d_auto")]
+    pub map: String,
+    /// Token-code width of the M1 map (default: derived from N).
+    #[serde(default)]
+    pub code_bits: Option<u32>,
+    /// This shard's index I, 0 ≤ I < `shards`.
+    pub shard: usize,
+    /// The number of shards K.
+    pub shards: usize,
+}
+
+impl VerifyTask {
+    /// The construction part of the task (what every shard rebuilds).
+    pub fn construct_task(&self) -> ConstructTask {
+        ConstructTask {
+            data: self.data.clone(),
+            input: self.input.clone(),
+            dim: self.dim,
+            positional: self.positional,
+            map: self.map.clone(),
+            code_bits: self.code_bits,
+            verify: false,
+        }
+    }
+}
+
 /// One training run of memcap-train on its random dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainTask {
@@ -305,6 +352,8 @@ pub enum Task {
     Train(TrainTask),
     /// One capacity search.
     Capacity(CapacityTask),
+    /// One shard of an exact verification.
+    Verify(VerifyTask),
 }
 
 impl Task {
@@ -353,15 +402,17 @@ impl Task {
             Task::Construct(t) => &t.data,
             Task::Train(t) => &t.data,
             Task::Capacity(t) => &t.data,
+            Task::Verify(t) => &t.data,
         }
     }
 
-    /// `construct`, `train` or `capacity`.
+    /// `construct`, `train`, `capacity` or `verify`.
     pub fn kind(&self) -> &'static str {
         match self {
             Task::Construct(_) => "construct",
             Task::Train(_) => "train",
             Task::Capacity(_) => "capacity",
+            Task::Verify(_) => "verify",
         }
     }
 
@@ -387,6 +438,16 @@ impl Task {
                 one_of("model", &t.model, &["transformer", "mlp"])?;
                 if t.steps == 0 || t.eval_every == 0 || !(t.lr > 0.0 && t.lr.is_finite()) {
                     return Err(perr("task", "steps, eval_every and lr must be positive"));
+                }
+            }
+            Task::Verify(t) => {
+                one_of("input", &t.input, &["ids", "vectors"])?;
+                one_of("map", &t.map, &["auto", "m1", "m2"])?;
+                if t.shards == 0 || t.shard >= t.shards {
+                    return Err(perr(
+                        "task.shard",
+                        format!("shard {} of {}: need 0 <= shard < shards", t.shard, t.shards),
+                    ));
                 }
             }
             Task::Capacity(t) => {

@@ -62,3 +62,20 @@ fn a_construct_task_verifies_exactly_and_its_record_checks() {
     let csv = to_csv(&[rec]);
     assert!(csv.starts_with("id,kind,") && csv.contains("result.memorized"));
 }
+
+/// Verify tasks: each shard covers its residue class, the shards carry the
+/// same model and data hashes, their counts add up to N, and the result is a
+/// pure function of the task (wall time only under `timing`).
+#[test]
+fn verify_task_shards_cover_the_dataset_with_one_model_hash() {
+    let cfg = json!({"kind": "verify", "grid": {"shard": [0, 1]}, "fixed": {"N": 31, "n": 4, "vocab": 10, "num_classes": 3, "shards": 2}});
+    let planned = expand(&cfg).unwrap();
+    let outs: Vec<_> = planned.iter().map(|p| run_task(&p.task).unwrap()).collect();
+    let examples: Vec<u64> = outs.iter().map(|o| o.result["report"]["examples"].as_u64().unwrap()).collect();
+    assert_eq!(examples, vec![16, 15]);
+    assert_eq!(outs.iter().map(|o| o.result["report"]["memorized"].as_u64().unwrap()).sum::<u64>(), 31);
+    assert_eq!(outs[0].result["model_hash"], outs[1].result["model_hash"]);
+    assert_eq!(outs[0].result["data_hash"], outs[1].result["data_hash"]);
+    assert_eq!(outs[0].result["report"]["seconds"], 0.0);
+    assert_eq!(run_task(&planned[0].task).unwrap().result, outs[0].result);
+}
