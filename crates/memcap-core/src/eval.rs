@@ -75,6 +75,12 @@ pub trait Num: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static {
     fn unit_sign(&self) -> i8 {
         0
     }
+    /// ReLU(x − t + 1) − ReLU(x − t) = clamp(x − t + 1, 0, 1) when a cheap
+    /// comparison decides it (integers: 1 iff x ≥ t, else 0); None to
+    /// compute it the general way.
+    fn step_at(_x: &Self, _t: &Self) -> Option<Self> {
+        None
+    }
 }
 
 impl Num for Int {
@@ -106,6 +112,10 @@ impl Num for Int {
             Int::Small(-1) => -1,
             _ => 0,
         }
+    }
+    fn step_at(x: &Self, t: &Self) -> Option<Self> {
+        // Integers: x < t means x − t + 1 ≤ 0.
+        Some(Int::Small(i128::from(x >= t)))
     }
 }
 
@@ -262,6 +272,33 @@ struct FfnPlan<T> {
     /// Exact engines group units by |W_2| coefficient; float engines keep one
     /// unit per group (plain summation order).
     outs: Vec<OutReg<T>>,
+    /// How each hidden unit is evaluated (see [`Role`]); all `Plain` for floats.
+    roles: Vec<Role<T>>,
+}
+
+/// How an exact plan evaluates one hidden unit.
+///
+/// A *step pair* is two units a = ReLU(p + 1) and b = ReLU(p) on the same
+/// pre-activation p (same W_1 row, b_1[a] = b_1[b] + 1) whose W_2 columns are
+/// negatives of each other, so they only ever enter the output as a − b =
+/// clamp(p + 1, 0, 1): the bit-extraction and block-selection gadgets of the
+/// memorizer (docs/construction.md §7.4). The plan stores a − b in a's slot
+/// and 0 in b's; every output sum is unchanged (c·a − c·b = c·(a − b)), and for
+/// a single-register p = x − t on integers the step is one comparison x ≥ t
+/// instead of two additions on integers of ρ·B bits.
+#[derive(Debug, Clone)]
+enum Role<T> {
+    /// ReLU(W_1[k]·z + b_1[k]).
+    Plain,
+    /// The upper unit of a step pair: a − b, from the lower unit's row.
+    Step {
+        /// The lower unit b.
+        lower: usize,
+        /// (x, t) when p = x − t for one register x with weight 1.
+        threshold: Option<(u32, T)>,
+    },
+    /// The lower unit of a step pair: its value lives in the upper unit's slot.
+    Zero,
 }
 
 impl<T: Num> FfnPlan<T> {
@@ -306,7 +343,79 @@ impl<T: Num> FfnPlan<T> {
             outs.push((r as u32, groups, bias));
         }
         debug_assert!(outs.iter().all(|(_, g, _)| g.iter().all(|(_, m)| m.iter().all(|(k, _)| (*k as usize) < q))));
-        Some(FfnPlan { units, outs })
+        let roles = if group { Self::step_pairs(f)? } else { vec![Role::Plain; q] };
+        Some(FfnPlan { units, outs, roles })
+    }
+
+    /// Finds the step pairs of `f` (see [`Role`]) from its stored weights.
+    fn step_pairs(f: &Ffn) -> Option<Vec<Role<T>>> {
+        let q = f.w1.rows;
+        let mut rows: Vec<Vec<(u32, RBig)>> = vec![Vec::new(); q];
+        for (r, c, v) in &f.w1.entries {
+            rows[*r as usize].push((*c, v.0.clone()));
+        }
+        for row in &mut rows {
+            row.sort_by_key(|(c, _)| *c);
+        }
+        let mut b1 = vec![RBig::ZERO; q];
+        for (r, _, v) in &f.b1.entries {
+            b1[*r as usize] = v.0.clone();
+        }
+        let mut cols: Vec<Vec<(u32, RBig)>> = vec![Vec::new(); q];
+        for (r, k, v) in &f.w2.entries {
+            cols[*k as usize].push((*r, v.0.clone()));
+        }
+        for col in &mut cols {
+            col.sort_by_key(|(r, _)| *r);
+        }
+        // (W_1 row, b_1 entry) → unit: pre-activations identical up to the bias.
+        type Pre<'a> = (&'a [(u32, RBig)], &'a RBig);
+        let by_pre: HashMap<Pre, usize> = (0..q).map(|k| ((rows[k].as_slice(), &b1[k]), k)).collect();
+        let mut roles: Vec<Role<T>> = vec![Role::Plain; q];
+        for lower in 0..q {
+            let up_bias = &b1[lower] + RBig::ONE;
+            let Some(&upper) = by_pre.get(&(rows[lower].as_slice(), &up_bias)) else { continue };
+            let negated = cols[upper].len() == cols[lower].len()
+                && cols[upper].iter().zip(&cols[lower]).all(|((ra, va), (rb, vb))| ra == rb && *va == -vb.clone());
+            if upper == lower
+                || cols[upper].is_empty()
+                || !negated
+                || !matches!(roles[upper], Role::Plain)
+                || !matches!(roles[lower], Role::Plain)
+            {
+                continue;
+            }
+            let threshold = match rows[lower].as_slice() {
+                [(x, w)] if *w == RBig::ONE => Some((*x, T::from_exact(&-b1[lower].clone())?)),
+                _ => None,
+            };
+            roles[upper] = Role::Step { lower, threshold };
+            roles[lower] = Role::Zero;
+        }
+        Some(roles)
+    }
+
+    /// The value stored for hidden unit k (see [`Role`]): ReLU of its
+    /// pre-activation, a − b for the upper unit of a step pair, 0 for the lower.
+    fn hidden(&self, k: usize, g: &[T], z: &[T], from_g: u64) -> T {
+        match &self.roles[k] {
+            Role::Plain => self.unit_value(k, g, z, from_g),
+            Role::Zero => T::zero(),
+            Role::Step { lower, threshold } => {
+                if let Some((x, t)) = threshold {
+                    let r = *x as usize;
+                    let xv = if r < 64 && from_g >> r & 1 == 1 { &g[r] } else { &z[r] };
+                    if let Some(d) = T::step_at(xv, t) {
+                        return d;
+                    }
+                }
+                // General: a − b = ReLU(p + 1) − ReLU(p).
+                let b = self.unit_value(*lower, g, z, from_g);
+                let mut a = self.unit_value(k, g, z, from_g);
+                a.sub_ref(&b);
+                a
+            }
+        }
     }
 
     /// Hidden unit k: ReLU(W_1[k]·z + b_1[k]), reading register r from `g`
@@ -379,7 +488,7 @@ impl<T: Num> FfnPlan<T> {
     fn apply(&self, z: &mut [T], h: &mut Vec<T>) {
         h.clear();
         for k in 0..self.units.len() {
-            h.push(self.unit_value(k, z, z, 0));
+            h.push(self.hidden(k, z, z, 0));
         }
         for oi in 0..self.outs.len() {
             let r = self.outs[oi].0 as usize;
@@ -438,14 +547,14 @@ impl<T: Num> FfnPlan<T> {
         hs.clear();
         hs.resize(self.units.len(), T::zero());
         for &k in &sl.shared_units {
-            hs[k] = self.unit_value(k, g, g, u64::MAX);
+            hs[k] = self.hidden(k, g, g, u64::MAX);
         }
         if !sl.private_outs.is_empty() {
             hp.clear();
             hp.resize(self.units.len(), T::zero());
             for z in cols.iter_mut() {
                 for &k in &sl.private_units {
-                    hp[k] = self.unit_value(k, g, z, shared);
+                    hp[k] = self.hidden(k, g, z, shared);
                 }
                 for &oi in &sl.private_outs {
                     let r = self.outs[oi].0 as usize;
@@ -1389,4 +1498,110 @@ pub fn trace<E: Engine>(
 /// Readout of the last trace entry.
 pub fn trace_outputs<E: Engine>(engine: &E, states: &[Vec<E::Col>]) -> Vec<Pred> {
     states.last().map(|cols| cols.iter().map(|c| engine.readout(c)).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dashu_int::IBig;
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A random FFN on m registers in which some units come as step pairs
+    /// (same W_1 row, biases β + 1 and β, negated W_2 columns), some pairs
+    /// on one register with weight 1 (the comparison path), some on two
+    /// registers (the general path), plus plain units; weights up to ~2^90.
+    fn ffn_with_step_pairs(rng: &mut ChaCha8Rng, m: usize) -> Ffn {
+        let q = 8;
+        let (mut w1, mut b1) = (Sparse::zeros(q, m), Sparse::zeros(q, 1));
+        let (mut w2, mut b2) = (Sparse::zeros(m, q), Sparse::zeros(m, 1));
+        let big = |rng: &mut ChaCha8Rng| {
+            let v = IBig::from(rng.gen_range(-3i64..=3));
+            RBig::from(if rng.gen_bool(0.3) { v << 90 } else { v })
+        };
+        let mut k = 0;
+        while k < q {
+            let pair = k == 0 || (k + 1 < q && rng.gen_bool(0.7));
+            let beta = big(rng);
+            let regs: Vec<usize> = (0..rng.gen_range(1..=2)).map(|_| rng.gen_range(0..m)).collect();
+            let weight =
+                if regs.len() == 1 && rng.gen_bool(0.6) { RBig::ONE } else { RBig::from(rng.gen_range(1i64..=2)) };
+            let rows = if pair { vec![k, k + 1] } else { vec![k] };
+            for &row in &rows {
+                let mut seen = Vec::new();
+                for &r in &regs {
+                    if !seen.contains(&r) {
+                        w1.push(row, r, weight.clone());
+                        seen.push(r);
+                    }
+                }
+            }
+            b1.push(k, 0, if pair { &beta + RBig::ONE } else { beta.clone() });
+            if pair {
+                b1.push(k + 1, 0, beta);
+            }
+            let out_reg = rng.gen_range(0..m);
+            for r in 0..m {
+                if r == out_reg || rng.gen_bool(0.5) {
+                    let c = loop {
+                        let c = big(rng);
+                        if c != RBig::ZERO {
+                            break c;
+                        }
+                    };
+                    w2.push(r, k, c.clone());
+                    if pair {
+                        w2.push(r, k + 1, -c);
+                    }
+                }
+            }
+            k += rows.len();
+        }
+        for r in 0..m {
+            if rng.gen_bool(0.3) {
+                b2.push(r, 0, big(rng));
+            }
+        }
+        Ffn { w1, b1, w2, b2 }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
+
+        /// Step pairs change nothing: the exact plans with pairs (integers and
+        /// rationals) equal the plain plan (no grouping, no pairs) on random
+        /// columns, huge and fractional values included.
+        #[test]
+        fn step_pairs_equal_the_plain_ffn(seed in any::<u64>(), m in 1usize..5) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let f = ffn_with_step_pairs(&mut rng, m);
+            let paired = FfnPlan::<Int>::compile(&f, true).unwrap();
+            let steps = paired.roles.iter().filter(|r| matches!(r, Role::Step { .. })).count();
+            prop_assert!(steps > 0, "no step pair detected");
+            let plain = FfnPlan::<RBig>::compile(&f, false).unwrap();
+            let paired_rat = FfnPlan::<RBig>::compile(&f, true).unwrap();
+            for _ in 0..8 {
+                let z: Vec<IBig> = (0..m)
+                    .map(|_| {
+                        let v = IBig::from(rng.gen_range(-6i64..=6));
+                        if rng.gen_bool(0.2) { v << 90 } else { v }
+                    })
+                    .collect();
+                let mut want: Vec<RBig> = z.iter().cloned().map(RBig::from).collect();
+                plain.apply(&mut want, &mut Vec::new());
+                let mut got: Vec<Int> = z.iter().cloned().map(Int::from_ibig).collect();
+                paired.apply(&mut got, &mut Vec::new());
+                let got: Vec<RBig> = got.iter().map(|v| RBig::from(v.to_ibig())).collect();
+                prop_assert_eq!(&got, &want);
+                // Rationals: x between t − 1 and t takes the general path.
+                let zr: Vec<RBig> = z.iter().map(|v| RBig::from(v.clone()) + RBig::from_parts(IBig::ONE, dashu_int::UBig::from(3u8))).collect();
+                let mut want_r = zr.clone();
+                plain.apply(&mut want_r, &mut Vec::new());
+                let mut got_r = zr;
+                paired_rat.apply(&mut got_r, &mut Vec::new());
+                prop_assert_eq!(got_r, want_r);
+            }
+        }
+    }
 }

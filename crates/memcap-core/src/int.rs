@@ -121,9 +121,26 @@ impl Int {
 
 impl Ord for Int {
     fn cmp(&self, o: &Int) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        // A Big value lies outside the i128 range (invariant), so its sign
+        // orders it against any Small one.
         match (self, o) {
             (Int::Small(a), Int::Small(b)) => a.cmp(b),
-            _ => self.to_ibig().cmp(&o.to_ibig()),
+            (Int::Big(a), Int::Big(b)) => a.cmp(b),
+            (Int::Big(_), Int::Small(_)) => {
+                if self.is_negative() {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (Int::Small(_), Int::Big(_)) => {
+                if o.is_negative() {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
         }
     }
 }
@@ -147,7 +164,7 @@ impl std::fmt::Display for Int {
 mod tests {
     use super::*;
 
-    /// Every operation agrees with IBig across the i128 boundary.
+    /// Every operation (and the order) agrees with IBig across the i128 boundary.
     #[test]
     fn int_ops_agree_with_ibig_across_the_i128_boundary() {
         let edge = [i128::MAX, i128::MIN, i128::MAX - 1, i128::MIN + 1, 0, 1, -1, 1 << 100, -(1 << 100)];
@@ -165,6 +182,8 @@ mod tests {
                 assert_eq!(d, Int::from_ibig(a - b), "{a} - {b}");
                 assert_eq!(ia.mul(&ib), Int::from_ibig(a * b), "{a} * {b}");
                 assert_eq!(ia.is_negative(), *a < IBig::ZERO);
+                assert_eq!(ia.cmp(&ib), a.cmp(b), "cmp({a}, {b})");
+                assert_eq!(ia.neg(), Int::from_ibig(-a), "-{a}");
             }
         }
     }
