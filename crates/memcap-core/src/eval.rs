@@ -47,6 +47,10 @@ use std::hash::Hash;
 
 mod sweep;
 
+/// Columns per chunk of the exact tail (see `ExactEngine::shared_tail`): a
+/// chunk holds its columns' block registers (~√N bits each) at once.
+const TAIL_CHUNK: usize = 1 << 16;
+
 // ------------------------------------------------------------------------
 // Scalars
 
@@ -661,15 +665,18 @@ pub trait Engine: Sync {
     fn to_f64(&self, col: &Self::Col) -> Vec<f64>;
     /// Runs blocks `tail_start..` and the readout on `states` with work
     /// shared between columns where that is exact ([`ExactEngine`] only);
-    /// None to use the plain per-column loop.
+    /// `Err(states)` to use the plain per-column loop.
     /// Also returns a one-line description of what was shared.
+    ///
+    /// Takes the states by value (a verifier at N = 10⁷ cannot afford a
+    /// second copy) and gives them back, unchanged, when it does not apply.
     fn shared_tail(
         &self,
         _tail_start: usize,
-        _states: &[&Self::Col],
+        states: Vec<Self::Col>,
         _progress: &dyn Progress,
-    ) -> Option<(Vec<Pred>, String)> {
-        None
+    ) -> Result<(Vec<Pred>, String), Vec<Self::Col>> {
+        Err(states)
     }
 }
 
@@ -1047,105 +1054,137 @@ impl Engine for ExactEngine {
     fn shared_tail(
         &self,
         tail_start: usize,
-        states: &[&ExactCol],
+        states: Vec<ExactCol>,
         progress: &dyn Progress,
-    ) -> Option<(Vec<Pred>, String)> {
-        if !self.sharing || states.is_empty() {
-            return None;
+    ) -> Result<(Vec<Pred>, String), Vec<ExactCol>> {
+        let plans: Option<Vec<&FfnPlan<Int>>> = self.ffn_int[tail_start..].iter().map(Option::as_ref).collect();
+        let (true, Some(plans)) = (self.sharing && !states.is_empty(), plans) else { return Err(states) };
+        if states.iter().any(|c| matches!(c, ExactCol::Rat(_))) {
+            return Err(states);
         }
-        let plans: Vec<&FfnPlan<Int>> = self.ffn_int[tail_start..].iter().map(Option::as_ref).collect::<Option<_>>()?;
         let mut cols: Vec<Vec<Int>> = states
-            .iter()
+            .into_iter()
             .map(|c| match c {
-                ExactCol::Int(z) => Some(z.clone()),
-                ExactCol::Rat(_) => None,
+                ExactCol::Int(z) => z,
+                ExactCol::Rat(_) => unreachable!("checked above"),
             })
-            .collect::<Option<_>>()?;
+            .collect();
+        let n = cols.len();
         let split = self.choose_split(&plans, &cols);
         let a = split.map_or(plans.len(), |(a, _)| a);
-        // Blocks ..s: one sorted sweep over register x (module `sweep`).
+        // Blocks ..s: the sorted sweep over register x (module `sweep`).
         let (s, x) = sweep::leading_span(&plans[..a]);
-        if s > 0 {
-            progress.start("tail, sorted sweep", cols.len() as u64);
-            sweep::apply_span(&plans[..s], x.unwrap_or(0), &mut cols);
-            progress.inc(cols.len() as u64);
+        if s == 0 && split.is_none() {
+            return Err(cols.into_iter().map(ExactCol::Int).collect()); // nothing to share
         }
-        if s < a {
-            progress.start("tail, per column", cols.len() as u64);
-            cols.par_iter_mut().for_each_init(Vec::new, |h, z| {
-                for p in &plans[s..a] {
-                    p.apply(z, h);
+        let x = x.unwrap_or(0);
+        let order: Vec<usize> = if s > 0 { sweep::sorted_order(&cols, x) } else { (0..n).collect() };
+        let mut sweeper = (s > 0).then(|| {
+            let xs: Vec<Int> = order.iter().map(|&i| cols[i][x as usize].clone()).collect();
+            sweep::Sweeper::new(&plans[..s], x, &xs)
+        });
+        let split_layers: Vec<SplitLayer> =
+            split.map(|(a, shared)| plans[a..].iter().map(|p| p.split(shared)).collect()).unwrap_or_default();
+        let mut out: Vec<Option<Pred>> = vec![None; n];
+        let mut n_groups = 0usize;
+        progress.start("tail (sorted chunks)", n as u64);
+        // Columns stream through in chunks of sorted order: only one chunk at
+        // a time holds the memorizer's ~√N-bit block registers.
+        for chunk in order.chunks(TAIL_CHUNK) {
+            let mut zs: Vec<Vec<Int>> = chunk.iter().map(|&i| std::mem::take(&mut cols[i])).collect();
+            if let Some(sw) = sweeper.as_mut() {
+                for z in &mut zs {
+                    sw.apply_next(z);
                 }
-                progress.inc(1);
-            });
+            }
+            if s < a {
+                zs.par_iter_mut().for_each_init(Vec::new, |h, z| {
+                    for p in &plans[s..a] {
+                        p.apply(z, h);
+                    }
+                });
+            }
+            let preds: Vec<(usize, Pred)> = match split {
+                None => zs.into_par_iter().enumerate().map(|(j, z)| (j, self.readout(&ExactCol::Int(z)))).collect(),
+                Some((a, shared)) => {
+                    let is_shared = |r: usize| r < 64 && shared >> r & 1 == 1;
+                    // Group by the shared registers' values; a group keeps one
+                    // copy of them (g) and its members only their own registers.
+                    let mut index: HashMap<Vec<Int>, usize> = HashMap::new();
+                    // (shared values g, member positions in the chunk, member columns)
+                    type Group = (Vec<Int>, Vec<usize>, Vec<Vec<Int>>);
+                    let mut groups: Vec<Group> = Vec::new();
+                    for (j, mut z) in zs.into_iter().enumerate() {
+                        let key: Vec<Int> = (0..self.width).filter(|&r| is_shared(r)).map(|r| z[r].clone()).collect();
+                        let gi = *index.entry(key).or_insert_with(|| {
+                            groups.push((z.clone(), Vec::new(), Vec::new()));
+                            groups.len() - 1
+                        });
+                        for (r, zr) in z.iter_mut().enumerate() {
+                            if is_shared(r) {
+                                *zr = Int::ZERO;
+                            }
+                        }
+                        groups[gi].1.push(j);
+                        groups[gi].2.push(z);
+                    }
+                    drop(index);
+                    n_groups += groups.len();
+                    groups
+                        .into_par_iter()
+                        .map_init(
+                            || (Vec::new(), Vec::new()),
+                            |(hs, hp), (mut g, members, mut mine)| {
+                                for (p, sl) in plans[a..].iter().zip(&split_layers) {
+                                    p.apply_split(shared, sl, &mut g, &mut mine, hs, hp);
+                                }
+                                members
+                                    .into_iter()
+                                    .zip(mine)
+                                    .map(|(j, mut z)| {
+                                        for (r, zr) in z.iter_mut().enumerate() {
+                                            if is_shared(r) {
+                                                *zr = g[r].clone();
+                                            }
+                                        }
+                                        (j, self.readout(&ExactCol::Int(z)))
+                                    })
+                                    .collect::<Vec<_>>()
+                            },
+                        )
+                        .flatten()
+                        .collect()
+                }
+            };
+            for (j, p) in preds {
+                out[chunk[j]] = Some(p);
+            }
+            progress.inc(chunk.len() as u64);
         }
-        let swept = match (s, x) {
-            (0, _) => String::new(),
-            (s, Some(x)) => format!(
+        let swept = if s > 0 {
+            format!(
                 "blocks {}..{} in one sorted sweep over register {}; ",
                 tail_start,
                 tail_start + s,
                 self.names[x as usize]
-            ),
-            (s, None) => format!("blocks {}..{} in one sorted sweep (constant units); ", tail_start, tail_start + s),
-        };
-        let Some((a, shared)) = split else {
-            if s == 0 {
-                return None; // nothing shared: the plain loop does the same
-            }
-            let note = format!("{swept}blocks {}..{} per column", tail_start + s, tail_start + a);
-            let preds = cols.into_par_iter().map(|z| self.readout(&ExactCol::Int(z))).collect();
-            return Some((preds, note));
-        };
-        let mut groups: HashMap<Vec<Int>, Vec<usize>> = HashMap::new();
-        for (i, z) in cols.iter().enumerate() {
-            let key: Vec<Int> = (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| z[r].clone()).collect();
-            groups.entry(key).or_default().push(i);
-        }
-        let groups: Vec<Vec<usize>> = groups.into_values().collect();
-        let note = format!(
-            "{swept}blocks {}..{} per column; from block {} on, registers {{{}}} once per group of equal values ({} groups for {} columns)",
-            tail_start + s,
-            tail_start + a,
-            tail_start + a,
-            (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| self.names[r].as_str()).collect::<Vec<_>>().join(", "),
-            groups.len(),
-            cols.len()
-        );
-        let split: Vec<SplitLayer> = plans[a..].iter().map(|p| p.split(shared)).collect();
-        progress.start("tail, shared groups", cols.len() as u64);
-        let cols = &cols;
-        let results: Vec<Vec<(usize, Pred)>> = groups
-            .par_iter()
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(hs, hp), members| {
-                    let mut g = cols[members[0]].clone();
-                    let mut mine: Vec<Vec<Int>> = members.iter().map(|&i| cols[i].clone()).collect();
-                    for (p, sl) in plans[a..].iter().zip(&split) {
-                        p.apply_split(shared, sl, &mut g, &mut mine, hs, hp);
-                    }
-                    progress.inc(members.len() as u64);
-                    members
-                        .iter()
-                        .zip(mine)
-                        .map(|(&i, mut z)| {
-                            for (r, zr) in z.iter_mut().enumerate() {
-                                if shared >> r & 1 == 1 {
-                                    *zr = g[r].clone();
-                                }
-                            }
-                            (i, self.readout(&ExactCol::Int(z)))
-                        })
-                        .collect()
-                },
             )
-            .collect();
-        let mut out: Vec<Option<Pred>> = vec![None; cols.len()];
-        for (i, p) in results.into_iter().flatten() {
-            out[i] = Some(p);
-        }
-        Some((out.into_iter().collect::<Option<_>>()?, note))
+        } else {
+            String::new()
+        };
+        let note = match split {
+            None => format!("{swept}blocks {}..{} per column", tail_start + s, tail_start + a),
+            Some((a, shared)) => format!(
+                "{swept}blocks {}..{} per column; from block {} on, registers {{{}}} once per group of equal values ({} groups for {} columns, in chunks of {} sorted columns)",
+                tail_start + s,
+                tail_start + a,
+                tail_start + a,
+                (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| self.names[r].as_str()).collect::<Vec<_>>().join(", "),
+                n_groups,
+                n,
+                TAIL_CHUNK
+            ),
+        };
+        Ok((out.into_iter().map(|p| p.expect("every column predicted")).collect(), note))
     }
 
     fn to_f64(&self, col: &ExactCol) -> Vec<f64> {
@@ -1423,36 +1462,50 @@ pub fn run<E: Engine>(
         }
     };
 
-    // 3. Token-wise tail, once per distinct column state.
+    // 3. Token-wise tail, once per distinct column state. States are moved,
+    //    not copied, and deduplicated through a hash index (64-bit hash of the
+    //    key, collisions chained and compared in full) instead of a map that
+    //    would hold a second copy of every state.
     let tail_start = last.map_or(nblocks, |l| l + 1);
-    let mut state_ids: HashMap<E::Key, usize> = HashMap::new();
-    let mut states: Vec<&E::Col> = Vec::new();
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut first: HashMap<u64, usize> = HashMap::new();
+    let mut chain: Vec<usize> = Vec::new(); // next state with the same hash, or usize::MAX
+    let mut states: Vec<E::Col> = Vec::new();
     let state_of: Vec<Vec<usize>> = needed_states
-        .iter()
+        .into_iter()
         .map(|cols| {
-            cols.iter()
+            cols.into_iter()
                 .map(|c| {
-                    *state_ids.entry(engine.key(c)).or_insert_with(|| {
-                        states.push(c);
-                        states.len() - 1
-                    })
+                    let key = engine.key(&c);
+                    let h = std::hash::BuildHasher::hash_one(&hasher, &key);
+                    let mut at = first.get(&h).copied().unwrap_or(usize::MAX);
+                    while at != usize::MAX {
+                        if engine.key(&states[at]) == key {
+                            return at;
+                        }
+                        at = chain[at];
+                    }
+                    let id = states.len();
+                    chain.push(first.insert(h, id).unwrap_or(usize::MAX));
+                    states.push(c);
+                    id
                 })
                 .collect()
         })
         .collect();
-    drop(state_ids);
+    drop((first, chain));
+    let distinct_tail_states = states.len();
     let mut sharing = None;
-    let outs: Vec<Pred> = match engine.shared_tail(tail_start, &states, progress) {
-        Some((outs, note)) => {
+    let outs: Vec<Pred> = match engine.shared_tail(tail_start, states, progress) {
+        Ok((outs, note)) => {
             sharing = Some(note);
             outs
         }
-        None => {
+        Err(states) => {
             progress.start("token-wise tail", states.len() as u64);
             states
-                .par_iter()
-                .map_init(E::Scratch::default, |scratch, c| {
-                    let mut z = (*c).clone();
+                .into_par_iter()
+                .map_init(E::Scratch::default, |scratch, mut z| {
                     for b in tail_start..nblocks {
                         engine.ffn(b, &mut z, scratch);
                     }
@@ -1467,7 +1520,7 @@ pub fn run<E: Engine>(
         preds,
         distinct_sequences: uniq.len(),
         distinct_tokens: col_list.len(),
-        distinct_tail_states: states.len(),
+        distinct_tail_states,
         sharing,
     })
 }

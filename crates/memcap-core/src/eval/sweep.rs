@@ -69,97 +69,135 @@ pub(super) fn leading_span(plans: &[&FfnPlan<Int>]) -> (usize, Option<u32>) {
     (plans.len(), x)
 }
 
-/// Evaluates the run `plans` (as found by [`leading_span`], reading register
-/// `x`) on every column of `cols` in place. Exactly the per-column
-/// `FfnPlan::apply` sequence (see the module docs).
-pub(super) fn apply_span(plans: &[&FfnPlan<Int>], x: u32, cols: &mut [Vec<Int>]) {
-    let x = x as usize;
-    let n = cols.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| cols[a][x].cmp(&cols[b][x]));
-    let xs: Vec<Int> = order.iter().map(|&i| cols[i][x].clone()).collect();
+/// The sorted sweep as a state machine: [`Sweeper::apply_next`] applies the
+/// run to the columns in ascending order of register x, one at a time, so a
+/// caller can stream columns through it in chunks.
+pub(super) struct Sweeper {
+    /// The registers the run writes.
+    regs: Vec<usize>,
+    /// (position, slot, ΔA, ΔB), sorted by position: a unit switching on or
+    /// (negated) off at that sorted position.
+    events: std::vec::IntoIter<(usize, usize, Int, Int)>,
+    /// The next event, peeked.
+    next: Option<(usize, usize, Int, Int)>,
+    /// Running Σ w·α and Σ w·β (plus Σ b_2) per written register.
+    a: Vec<Int>,
+    b: Vec<Int>,
+    /// The swept register.
+    x: usize,
+    /// Sorted position of the next column.
+    pos: usize,
+}
 
-    // Written registers, each with a slot for its running sums.
-    let mut regs: Vec<usize> = Vec::new();
-    let mut slot_of = std::collections::HashMap::new();
-    // Per slot: Σ b_2 over the run (added to every column).
-    let mut bias: Vec<Int> = Vec::new();
-    // (position, slot, ΔA, ΔB): a unit switching on (or, negated, off).
-    let mut events: Vec<(usize, usize, Int, Int)> = Vec::new();
-    for p in plans {
-        // Each unit's active interval [lo, hi) of sorted positions and its α.
-        let spans: Vec<(usize, usize, Int)> = p
-            .units
-            .iter()
-            .map(|(terms, beta)| {
-                let mut alpha = Int::ZERO;
-                for (_, w) in terms {
-                    alpha.add_assign(&coef_value(w));
-                }
-                let pre = |v: &Int| {
-                    let mut t = alpha.mul(v);
-                    t.add_assign(beta);
-                    t
-                };
-                let (lo, hi) = if alpha.is_zero() {
-                    if beta.is_negative() {
-                        (0, 0)
+impl Sweeper {
+    /// Prepares the run `plans` (as found by [`leading_span`], reading
+    /// register `x`) for columns whose x values, in ascending order, are `xs`.
+    pub(super) fn new(plans: &[&FfnPlan<Int>], x: u32, xs: &[Int]) -> Sweeper {
+        let n = xs.len();
+        let mut regs: Vec<usize> = Vec::new();
+        let mut slot_of = std::collections::HashMap::new();
+        // Per slot: Σ b_2 over the run (added to every column).
+        let mut bias: Vec<Int> = Vec::new();
+        let mut events: Vec<(usize, usize, Int, Int)> = Vec::new();
+        for p in plans {
+            // Each unit's active interval [lo, hi) of sorted positions and its α.
+            let spans: Vec<(usize, usize, Int)> = p
+                .units
+                .iter()
+                .map(|(terms, beta)| {
+                    let mut alpha = Int::ZERO;
+                    for (_, w) in terms {
+                        alpha.add_assign(&coef_value(w));
+                    }
+                    let pre = |v: &Int| {
+                        let mut t = alpha.mul(v);
+                        t.add_assign(beta);
+                        t
+                    };
+                    let (lo, hi) = if alpha.is_zero() {
+                        if beta.is_negative() {
+                            (0, 0)
+                        } else {
+                            (0, n)
+                        }
+                    } else if alpha.is_negative() {
+                        (0, xs.partition_point(|v| !pre(v).is_negative()))
                     } else {
-                        (0, n)
+                        (xs.partition_point(|v| pre(v).is_negative()), n)
+                    };
+                    (lo, hi, alpha)
+                })
+                .collect();
+            for (r, groups, b2) in &p.outs {
+                let slot = *slot_of.entry(*r).or_insert_with(|| {
+                    regs.push(*r as usize);
+                    bias.push(Int::ZERO);
+                    regs.len() - 1
+                });
+                bias[slot].add_assign(b2);
+                for (w, members) in groups {
+                    let w = coef_value(w);
+                    for &(k, neg) in members {
+                        let (lo, hi, alpha) = &spans[k as usize];
+                        if lo >= hi {
+                            continue;
+                        }
+                        let wk = if neg { w.neg() } else { w.clone() };
+                        let da = wk.mul(alpha);
+                        let db = wk.mul(&p.units[k as usize].1);
+                        if *hi < n {
+                            events.push((*hi, slot, da.neg(), db.neg()));
+                        }
+                        events.push((*lo, slot, da, db));
                     }
-                } else if alpha.is_negative() {
-                    (0, xs.partition_point(|v| !pre(v).is_negative()))
-                } else {
-                    (xs.partition_point(|v| pre(v).is_negative()), n)
-                };
-                (lo, hi, alpha)
-            })
-            .collect();
-        for (r, groups, b2) in &p.outs {
-            let slot = *slot_of.entry(*r).or_insert_with(|| {
-                regs.push(*r as usize);
-                bias.push(Int::ZERO);
-                regs.len() - 1
-            });
-            bias[slot].add_assign(b2);
-            for (w, members) in groups {
-                let w = coef_value(w);
-                for &(k, neg) in members {
-                    let (lo, hi, alpha) = &spans[k as usize];
-                    if lo >= hi {
-                        continue;
-                    }
-                    let wk = if neg { w.neg() } else { w.clone() };
-                    let da = wk.mul(alpha);
-                    let db = wk.mul(&p.units[k as usize].1);
-                    if *hi < n {
-                        events.push((*hi, slot, da.neg(), db.neg()));
-                    }
-                    events.push((*lo, slot, da, db));
                 }
+            }
+        }
+        events.sort_by_key(|e| e.0);
+        let mut events = events.into_iter();
+        let next = events.next();
+        Sweeper { a: vec![Int::ZERO; regs.len()], b: bias, regs, events, next, x: x as usize, pos: 0 }
+    }
+
+    /// Applies the run to `z`, the next column in ascending order of x.
+    pub(super) fn apply_next(&mut self, z: &mut [Int]) {
+        while self.next.as_ref().is_some_and(|e| e.0 == self.pos) {
+            let (_, slot, da, db) = self.next.take().expect("peeked");
+            self.a[slot].add_assign(&da);
+            self.b[slot].add_assign(&db);
+            self.next = self.events.next();
+        }
+        self.pos += 1;
+        for (slot, &r) in self.regs.iter().enumerate() {
+            if !self.a[slot].is_zero() {
+                let t = z[self.x].mul(&self.a[slot]);
+                z[r].add_assign(&t);
+            }
+            if !self.b[slot].is_zero() {
+                z[r].add_assign(&self.b[slot]);
             }
         }
     }
-    events.sort_by_key(|e| e.0);
+}
 
-    let mut a = vec![Int::ZERO; regs.len()];
-    let mut b = bias;
-    let mut e = events.into_iter().peekable();
-    for (i, &c) in order.iter().enumerate() {
-        while let Some((_, slot, da, db)) = e.next_if(|ev| ev.0 == i) {
-            a[slot].add_assign(&da);
-            b[slot].add_assign(&db);
-        }
-        let z = &mut cols[c];
-        for (slot, &r) in regs.iter().enumerate() {
-            if !a[slot].is_zero() {
-                let t = xs[i].mul(&a[slot]);
-                z[r].add_assign(&t);
-            }
-            if !b[slot].is_zero() {
-                z[r].add_assign(&b[slot]);
-            }
-        }
+/// The column order of a sweep over register `x`: indices sorted by x.
+pub(super) fn sorted_order(cols: &[Vec<Int>], x: u32) -> Vec<usize> {
+    let x = x as usize;
+    let mut order: Vec<usize> = (0..cols.len()).collect();
+    order.sort_by(|&a, &b| cols[a][x].cmp(&cols[b][x]));
+    order
+}
+
+/// Evaluates the run `plans` (as found by [`leading_span`], reading register
+/// `x`) on every column of `cols` in place. Exactly the per-column
+/// `FfnPlan::apply` sequence (see the module docs).
+#[cfg(test)]
+pub(super) fn apply_span(plans: &[&FfnPlan<Int>], x: u32, cols: &mut [Vec<Int>]) {
+    let order = sorted_order(cols, x);
+    let xs: Vec<Int> = order.iter().map(|&i| cols[i][x as usize].clone()).collect();
+    let mut sweeper = Sweeper::new(plans, x, &xs);
+    for &i in &order {
+        sweeper.apply_next(&mut cols[i]);
     }
 }
 
