@@ -1,11 +1,11 @@
 //! `memcap gen`: a random consistent dataset, or next-token windows of a text.
 
 use crate::args::*;
-use crate::io::{write_atomic, InputError};
+use crate::io::{write_atomic_with, InputError};
 use anyhow::Result;
 use clap::Args;
 use memcap_core::gen::{self, GenConfig, GenKind};
-use memcap_core::parse::to_jsonl;
+use memcap_core::parse::to_jsonl_lines;
 use memcap_core::{Dedupe, Positional, Task};
 use std::path::PathBuf;
 
@@ -97,7 +97,13 @@ pub fn gen(a: GenArgs) -> Result<Outcome> {
         })
         .map_err(|e| InputError(e.to_string()))?,
     };
-    write_atomic(&a.out, to_jsonl(&ds).as_bytes())?;
+    write_atomic_with(&a.out, |w| {
+        for line in to_jsonl_lines(&ds) {
+            w.write_all(line.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
     eprintln!("wrote {} ({} sequences of length {})", a.out.display(), ds.len(), ds.seq_len());
     Ok(Outcome::Ok)
 }

@@ -37,10 +37,29 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 /// Reads a dataset; `.csv` files are CSV, everything else JSONL.
 pub fn read_dataset(path: &Path, opts: ParseOptions) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let parsed = if is_csv { parse::parse_csv(&text, opts) } else { parse::parse_jsonl(&text, opts) };
-    parsed.map_err(|e| InputError(format!("{}: {e}", path.display())).into())
+    let bad = |e: memcap_core::DataError| -> anyhow::Error { InputError(format!("{}: {e}", path.display())).into() };
+    if is_csv {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
+        return parse::parse_csv(&text, opts).map_err(bad);
+    }
+    // JSONL streams line by line: the file's text is never held whole.
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
+    let mut reader = parse::JsonlReader::new(opts);
+    let mut buf = Vec::new();
+    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+    for line in 1.. {
+        buf.clear();
+        let n = input.read_until(b'\n', &mut buf).with_context(|| format!("cannot read dataset {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| InputError(format!("{}: line {line}: not valid UTF-8 text", path.display())))?;
+        reader.push_line(text.trim_end_matches(['\n', '\r'])).map_err(bad)?;
+    }
+    reader.finish().map_err(bad)
 }
 
 /// Reads a model JSON file under `limits`.
@@ -70,6 +89,12 @@ pub fn check_output_dir(path: &Path, flag: &str) -> Result<()> {
 /// Writes `bytes` to `path` atomically: a temp file in the same folder
 /// (deleted on any error) renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| Ok(w.write_all(bytes)?))
+}
+
+/// Like [`write_atomic`], with the content streamed by `write` into a
+/// buffered writer (for outputs too large to build in memory first).
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>) -> Result<()> {
     use std::io::Write;
     check_output_file(path, "output")?;
     let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -85,7 +110,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        write(&mut w).and_then(|()| Ok(w.flush()?)).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     tmp.persist(path)
         .map_err(|e| anyhow::anyhow!("cannot move {} to {}: {}", e.file.path().display(), path.display(), e.error))?;
     Ok(())

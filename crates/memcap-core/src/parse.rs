@@ -1,5 +1,6 @@
-//! Dataset text formats. Parsing takes `&str` (the caller reads the file), so
-//! the core stays free of IO; every error names its 1-based line.
+//! Dataset text formats. Parsing takes `&str` (the caller reads the file), or
+//! one line at a time ([`JsonlReader`], for callers that stream), so the core
+//! stays free of IO; every error names its 1-based line.
 //!
 //! **JSONL**: one JSON object per line,
 //! `{"tokens":[3,1,4],"label":2}` (next-token) or
@@ -108,6 +109,7 @@ struct Record {
 
 /// A row's declared label alphabet: one size for all its labels, or one per
 /// position (seq2seq).
+#[derive(Debug)]
 enum ClassesDecl {
     One(u32),
     Each(Vec<u32>),
@@ -125,25 +127,71 @@ pub const DATASET_VERSION: u64 = 1;
 
 /// Parses JSONL text into a validated dataset (shape and range checks; the
 /// consistency check is separate because it depends on the model kind).
+/// The same as feeding every line to a [`JsonlReader`].
 pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut vocab = opts.vocab;
-    let mut classes = opts.num_classes;
-    let mut ids: Vec<Vec<u32>> = Vec::new();
-    let mut vecs: Vec<Vec<Vec<f64>>> = Vec::new();
-    let mut next: Vec<u32> = Vec::new();
-    let mut s2s: Vec<Vec<u32>> = Vec::new();
-    let mut lines = Vec::new();
-    let mut is_vec: Option<bool> = None;
-    let mut d: Option<usize> = None;
-    let mut header_seen = false;
-    let mut header_line = None;
-    let mut per_row_classes: Vec<Option<ClassesDecl>> = Vec::new();
-    for (ln0, raw) in text.lines().enumerate() {
-        let line = ln0 + 1;
+    let mut r = JsonlReader::new(opts);
+    for raw in text.lines() {
+        r.push_line(raw)?;
+    }
+    r.finish()
+}
+
+/// A JSONL dataset read one line at a time, so a caller streaming a file
+/// (`memcap` reads with a `BufReader`) never holds its text: at N = 10⁷ the
+/// text is ~1 GB. Lines are numbered from 1 in the order they are pushed;
+/// a byte-order mark on line 1 is skipped. [`parse_jsonl`] is this reader
+/// fed every line of a string.
+#[derive(Debug)]
+pub struct JsonlReader {
+    opts: ParseOptions,
+    vocab: Option<usize>,
+    classes: Option<u32>,
+    ids: Vec<Vec<u32>>,
+    vecs: Vec<Vec<Vec<f64>>>,
+    next: Vec<u32>,
+    s2s: Vec<Vec<u32>>,
+    lines: Vec<usize>,
+    is_vec: Option<bool>,
+    d: Option<usize>,
+    header_seen: bool,
+    header_line: Option<usize>,
+    per_row_classes: Vec<Option<ClassesDecl>>,
+    line: usize,
+}
+
+impl JsonlReader {
+    /// An empty reader with the caller's overrides.
+    pub fn new(opts: ParseOptions) -> JsonlReader {
+        JsonlReader {
+            opts,
+            vocab: opts.vocab,
+            classes: opts.num_classes,
+            ids: Vec::new(),
+            vecs: Vec::new(),
+            next: Vec::new(),
+            s2s: Vec::new(),
+            lines: Vec::new(),
+            is_vec: None,
+            d: None,
+            header_seen: false,
+            header_line: None,
+            per_row_classes: Vec::new(),
+            line: 0,
+        }
+    }
+
+    /// Reads the next line (without its line end).
+    ///
+    /// # Errors
+    /// [`DataError`] naming this line: not a JSON object, a bad field, a
+    /// record of another kind or task than the first.
+    pub fn push_line(&mut self, raw: &str) -> Result<(), DataError> {
+        self.line += 1;
+        let line = self.line;
+        let raw = if line == 1 { raw.strip_prefix('\u{feff}').unwrap_or(raw) } else { raw };
         let raw = raw.trim();
         if raw.is_empty() {
-            continue;
+            return Ok(());
         }
         if !raw.starts_with('{') {
             let what = serde_json::from_str::<Value>(raw)
@@ -152,11 +200,11 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
         }
         let obj: Record = serde_json::from_str(raw).map_err(|e| perr(line, json_reason(&e)))?;
         if let Some(version) = &obj.memcap_dataset {
-            if !lines.is_empty() || header_seen {
+            if !self.lines.is_empty() || self.header_seen {
                 return Err(perr(line, "the memcap_dataset header must be the first record"));
             }
-            header_seen = true;
-            header_line = Some(line);
+            self.header_seen = true;
+            self.header_line = Some(line);
             if version.as_u64() != Some(DATASET_VERSION) {
                 return Err(perr(
                     line,
@@ -168,22 +216,22 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
                 if v == 0 {
                     return Err(perr(line, "vocab must be at least 1"));
                 }
-                vocab = vocab.or(Some(v as usize));
+                self.vocab = self.vocab.or(Some(v as usize));
             }
             if let Some(x) = &obj.num_classes {
                 let c = as_u32(x, line, "num_classes")?;
                 if c == 0 {
                     return Err(perr(line, "num_classes must be at least 1"));
                 }
-                classes = classes.or(Some(c));
+                self.classes = self.classes.or(Some(c));
             }
-            continue;
+            return Ok(());
         }
-        let at = crate::error::Origin { index: lines.len(), line: Some(line) };
+        let at = crate::error::Origin { index: self.lines.len(), line: Some(line) };
         let toks =
             obj.tokens.as_ref().and_then(Value::as_array).ok_or_else(|| perr(line, "missing \"tokens\" array"))?;
         let this_vec = toks.first().is_some_and(Value::is_array);
-        if *is_vec.get_or_insert(this_vec) != this_vec {
+        if *self.is_vec.get_or_insert(this_vec) != this_vec {
             return Err(DataError::MixedKind { at });
         }
         if this_vec {
@@ -195,72 +243,96 @@ pub fn parse_jsonl(text: &str, opts: ParseOptions) -> Result<Dataset, DataError>
                     .iter()
                     .map(|c| c.as_f64().ok_or_else(|| perr(line, format!("vector entry {c} is not a number"))))
                     .collect::<Result<_, _>>()?;
-                let dd = *d.get_or_insert(x.len());
+                let dd = *self.d.get_or_insert(x.len());
                 if x.len() != dd {
                     return Err(DataError::DimMismatch { at, expected: dd, got: x.len() });
                 }
                 seq.push(x);
             }
-            vecs.push(seq);
+            self.vecs.push(seq);
         } else {
-            ids.push(toks.iter().map(|t| as_u32(t, line, "token id")).collect::<Result<_, _>>()?);
+            self.ids.push(toks.iter().map(|t| as_u32(t, line, "token id")).collect::<Result<_, _>>()?);
         }
         match (&obj.label, &obj.labels) {
             (Some(y), None) => {
-                if !s2s.is_empty() {
+                if !self.s2s.is_empty() {
                     return Err(DataError::MixedTask { at });
                 }
-                next.push(as_u32(y, line, "label")?);
+                self.next.push(as_u32(y, line, "label")?);
             }
             (None, Some(ys)) => {
-                if !next.is_empty() {
+                if !self.next.is_empty() {
                     return Err(DataError::MixedTask { at });
                 }
                 let ys = ys.as_array().ok_or_else(|| perr(line, "\"labels\" must be an array"))?;
-                s2s.push(ys.iter().map(|y| seq2seq_label(y, line)).collect::<Result<_, _>>()?);
+                self.s2s.push(ys.iter().map(|y| seq2seq_label(y, line)).collect::<Result<_, _>>()?);
             }
             (Some(_), Some(_)) => return Err(perr(line, "has both \"label\" and \"labels\"")),
             (None, None) => return Err(perr(line, "missing \"label\" (next-token) or \"labels\" (seq2seq)")),
         }
-        per_row_classes.push(match &obj.classes {
+        self.per_row_classes.push(match &obj.classes {
             None => None,
             Some(Value::Array(cs)) => {
                 Some(ClassesDecl::Each(cs.iter().map(|c| as_u32(c, line, "classes entry")).collect::<Result<_, _>>()?))
             }
             Some(c) => Some(ClassesDecl::One(as_u32(c, line, "classes")?)),
         });
-        lines.push(line);
+        self.lines.push(line);
+        Ok(())
     }
-    let labels = if s2s.is_empty() { Labels::NextToken(next) } else { Labels::Seq2seq(s2s) };
-    let inputs = if is_vec == Some(true) {
-        Inputs::Vectors { d: d.unwrap_or(1), seqs: vecs }
-    } else {
-        let v = vocab.unwrap_or_else(|| ids.iter().flatten().max().map_or(1, |&m| m as usize + 1));
-        check_vocab(v, header_line, &ids, &lines, &opts)?;
-        Inputs::Ids { vocab: v, seqs: ids }
-    };
-    let label_classes = if per_row_classes.iter().any(Option::is_some) {
-        let rows = label_rows_len(&labels);
-        let all: Option<Vec<Vec<u32>>> = per_row_classes
-            .into_iter()
-            .zip(&rows)
-            .map(|(c, &len)| match c {
-                Some(ClassesDecl::One(c)) => Some(vec![c; len]),
-                Some(ClassesDecl::Each(v)) => Some(v),
-                None => None,
-            })
-            .collect();
-        match all {
-            Some(a) => Some(a),
-            None => {
-                let at = lines.get(rows.len().min(lines.len()).saturating_sub(1)).copied().unwrap_or(0);
-                return Err(perr(at, "\"classes\" must be given on every example or on none"));
+
+    /// The dataset read so far, validated.
+    ///
+    /// # Errors
+    /// [`DataError`]: a vocabulary over the limit, `classes` on some examples
+    /// only, or what [`Dataset::validate`] refuses.
+    pub fn finish(self) -> Result<Dataset, DataError> {
+        let JsonlReader {
+            opts,
+            vocab,
+            classes,
+            ids,
+            vecs,
+            next,
+            s2s,
+            lines,
+            is_vec,
+            d,
+            header_line,
+            per_row_classes,
+            ..
+        } = self;
+        let labels = if s2s.is_empty() { Labels::NextToken(next) } else { Labels::Seq2seq(s2s) };
+        let inputs = if is_vec == Some(true) {
+            Inputs::Vectors { d: d.unwrap_or(1), seqs: vecs }
+        } else {
+            let v = vocab.unwrap_or_else(|| ids.iter().flatten().max().map_or(1, |&m| m as usize + 1));
+            check_vocab(v, header_line, &ids, &lines, &opts)?;
+            Inputs::Ids { vocab: v, seqs: ids }
+        };
+        let label_classes = if per_row_classes.iter().any(Option::is_some) {
+            let rows = label_rows_len(&labels);
+            let all: Option<Vec<Vec<u32>>> = per_row_classes
+                .into_iter()
+                .zip(&rows)
+                .map(|(c, &len)| match c {
+                    Some(ClassesDecl::One(c)) => Some(vec![c; len]),
+                    Some(ClassesDecl::Each(v)) => Some(v),
+                    None => None,
+                })
+                .collect();
+            match all {
+                Some(a) => Some(a),
+                None => {
+                    let at = lines.get(rows.len().min(lines.len()).saturating_sub(1)).copied().unwrap_or(0);
+                    return Err(perr(at, "\"classes\" must be given on every example or on none"));
+                }
             }
-        }
-    } else {
-        None
-    };
-    finish(inputs, labels, classes, lines, label_classes)
+        } else {
+            None
+        };
+        finish(inputs, labels, classes, lines, label_classes)
+    }
 }
 
 /// Parses CSV text of token ids (see the module docs for the columns), as
@@ -364,28 +436,35 @@ fn finish(
 }
 
 /// Writes a dataset as JSONL text (header line first), the inverse of
-/// [`parse_jsonl`].
+/// [`parse_jsonl`]: [`to_jsonl_lines`] joined with line ends.
 pub fn to_jsonl(ds: &Dataset) -> String {
-    use std::fmt::Write;
     let mut out = String::new();
+    for line in to_jsonl_lines(ds) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The JSONL lines of a dataset (header first, no line ends), one at a time,
+/// for writers that stream ([`to_jsonl`] collects them).
+pub fn to_jsonl_lines(ds: &Dataset) -> impl Iterator<Item = String> + '_ {
     let vocab = match &ds.inputs {
         Inputs::Ids { vocab, .. } => Value::from(*vocab),
         Inputs::Vectors { .. } => Value::Null,
     };
     let header = serde_json::json!({"memcap_dataset": 1, "vocab": vocab, "num_classes": ds.num_classes});
-    let _ = writeln!(out, "{header}");
-    let labels = ds.label_rows();
-    for i in 0..ds.len() {
+    std::iter::once(header.to_string()).chain((0..ds.len()).map(move |i| {
         let toks = match &ds.inputs {
             Inputs::Ids { seqs, .. } => serde_json::to_value(&seqs[i]),
             Inputs::Vectors { seqs, .. } => serde_json::to_value(&seqs[i]),
         }
         .unwrap_or(Value::Null);
-        let mut rec = match ds.labels {
-            Labels::NextToken(_) => serde_json::json!({"tokens": toks, "label": labels[i][0]}),
-            Labels::Seq2seq(_) => {
+        let mut rec = match &ds.labels {
+            Labels::NextToken(y) => serde_json::json!({"tokens": toks, "label": y[i]}),
+            Labels::Seq2seq(y) => {
                 let ys: Vec<Value> =
-                    labels[i].iter().map(|&y| if y == IGNORE { Value::from(-100) } else { Value::from(y) }).collect();
+                    y[i].iter().map(|&y| if y == IGNORE { Value::from(-100) } else { Value::from(y) }).collect();
                 serde_json::json!({"tokens": toks, "labels": ys})
             }
         };
@@ -398,7 +477,6 @@ pub fn to_jsonl(ds: &Dataset) -> String {
             };
             obj.insert("classes".into(), v);
         }
-        let _ = writeln!(out, "{rec}");
-    }
-    out
+        rec.to_string()
+    }))
 }

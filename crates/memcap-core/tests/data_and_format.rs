@@ -7,7 +7,7 @@ use memcap_core::error::{DataError, Origin};
 use memcap_core::eval::NoProgress;
 use memcap_core::gen::{generate, text_windows, GenConfig, GenKind, TextSpec, TextUnit};
 use memcap_core::model::Model;
-use memcap_core::parse::{parse_csv, parse_jsonl, to_jsonl, ParseOptions};
+use memcap_core::parse::{parse_csv, parse_jsonl, to_jsonl, to_jsonl_lines, JsonlReader, ParseOptions};
 use memcap_core::verify::{first_divergence, verify, Arith};
 use memcap_core::{ConstructError, ModelError};
 
@@ -434,4 +434,46 @@ fn sharded_verification_merges_to_the_single_run_and_refuses_foreign_or_missing_
         }
     }
     assert!(verify_shard(&built.model, &bad, Arith::Exact, 3, 3, "m", "d", &NoProgress).is_err());
+}
+
+/// The streaming reader (one line at a time, as `memcap` reads files) gives
+/// the same dataset as the in-memory parser, for every task and input kind,
+/// with a byte-order mark, CRLF ends, blank lines, ignore labels and declared
+/// classes; its errors name the same line; `to_jsonl_lines` is `to_jsonl`.
+#[test]
+fn streaming_reader_equals_the_in_memory_parser() {
+    let mut texts: Vec<String> = Vec::new();
+    for (task, kind) in
+        [(Task::NextToken, GenKind::Ids), (Task::Seq2seq, GenKind::Ids), (Task::NextToken, GenKind::Vectors { d: 3 })]
+    {
+        let ds = generate(&GenConfig {
+            n_seqs: 50,
+            seq_len: 4,
+            vocab: 9,
+            num_classes: 5,
+            task,
+            kind,
+            positional: Positional::None,
+            seed: 2,
+        })
+        .unwrap();
+        let text = to_jsonl(&ds);
+        let lines: Vec<String> = to_jsonl_lines(&ds).collect();
+        assert_eq!(text, lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+        texts.push(text);
+    }
+    texts.push("\u{feff}{\"tokens\":[1,2],\"labels\":[0,-100],\"classes\":[2,3]}\r\n\r\n{\"tokens\":[2,1],\"labels\":[null,1],\"classes\":[2,3]}\r\n".into());
+    for text in &texts {
+        let whole = parse_jsonl(text, ParseOptions::default()).unwrap();
+        let mut r = JsonlReader::new(ParseOptions::default());
+        for line in text.split('\n') {
+            r.push_line(line.trim_end_matches('\r')).unwrap();
+        }
+        assert_eq!(r.finish().unwrap(), whole);
+    }
+    let bad = "{\"tokens\":[1],\"label\":0}\n\n{\"tokens\":[1],\"label\":\"x\"}\n";
+    let mut r = JsonlReader::new(ParseOptions::default());
+    let streamed = bad.lines().try_for_each(|l| r.push_line(l)).unwrap_err();
+    assert_eq!(streamed.to_string(), parse_jsonl(bad, ParseOptions::default()).unwrap_err().to_string());
+    assert!(streamed.to_string().contains("line 3"), "{streamed}");
 }
