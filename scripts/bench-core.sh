@@ -2,17 +2,21 @@
 # Reproduces the "Measured" table of the README (issue 14's targets): construction
 # + exact verification at growing N for next-token and seq2seq, the sharded
 # verification, the scaling slopes and the real-text target.
-# Usage: scripts/bench-core.sh [OUTDIR] [--big]   (default OUTDIR: target/bench-core)
-#   --big adds next-token N = 10^6 (about 1.5 min, 2.5 GB).
+# Usage: scripts/bench-core.sh [OUTDIR] [--big] [--huge]   (default OUTDIR: target/bench-core)
+#   --big  adds next-token N = 10^6 (about 1 min, 1.5 GB).
+#   --huge adds next-token N = 10^7 as three processes, gen, construct and
+#          verify (about 27 min, peak 14 GB, 2.5 GB of files in OUTDIR).
 # Run it on an otherwise idle machine; every row prints wall time and peak RSS
 # (GNU time), and the verifier's own line (k/N, seconds, what it shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench-core
 big=0
+huge=0
 for a in "$@"; do
   case "$a" in
     --big) big=1 ;;
+    --huge) huge=1 ;;
     *) out=$a ;;
   esac
 done
@@ -34,6 +38,12 @@ row nt-1e5-n16 -N 100000 -n 16 --vocab 10000 --num-classes 16
 row nt-3e5-n16 -N 300000 -n 16 --vocab 10000 --num-classes 16
 if [ "$big" = 1 ]; then
   row nt-1e6-n16 -N 1000000 -n 16 --vocab 10000 --num-classes 16
+fi
+if [ "$huge" = 1 ]; then
+  echo "== nt-1e7-n16: gen, construct, verify as separate processes"
+  timed $bin gen -N 10000000 -n 16 --vocab 10000 --num-classes 16 -o "$out/nt-1e7.jsonl" 2>&1 | grep -E "wall"
+  timed $bin construct "$out/nt-1e7.jsonl" -o "$out/nt-1e7.model.json" --no-safetensors 2>&1 | grep -E "construct time|wall"
+  timed $bin verify "$out/nt-1e7.model.json" "$out/nt-1e7.jsonl" 2>&1 | grep -E "memorized|shared work|wall"
 fi
 row s2s-1e4-n64 -N 10000 -n 64 --vocab 1000 --num-classes 16 --task seq2seq
 
