@@ -232,6 +232,9 @@ pub fn verify_one(model: &Model, ds: &Dataset, arith: Arith, quiet: bool) -> Res
     let bars = Bars::new(!quiet);
     let r = run_verify(model, ds, arith, &bars).map_err(|e| InputError(e.to_string()))?;
     bars.finish();
+    if !quiet {
+        println!("stages           {}", bars.timings());
+    }
     Ok(r)
 }
 

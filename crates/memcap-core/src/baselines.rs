@@ -111,7 +111,8 @@ impl BaselineNet {
         }
     }
 
-    /// The output for one token-id sequence, in exact arithmetic.
+    /// The output for one token-id sequence, in exact arithmetic: the plain
+    /// dense pass over the stored entries (the reference).
     pub fn eval_exact(&self, tokens: &[u32]) -> RBig {
         let mut z = vec![RBig::ZERO; self.width];
         let u: IBig =
@@ -140,11 +141,23 @@ impl BaselineNet {
         z[self.output_reg].clone()
     }
 
-    /// Examples whose exact output equals their label (next-token data).
+    /// The same output through the exact engine's compiled FFN plans
+    /// ([`crate::eval::ffn_stack_exact`]); [`BaselineNet::eval_exact`] is
+    /// the plain reference it is tested against.
+    pub fn eval_fast(&self, tokens: &[u32]) -> RBig {
+        let mut z = vec![RBig::ZERO; self.width];
+        let u: IBig =
+            tokens.iter().enumerate().map(|(k, t)| self.projection.get(&(k, *t)).cloned().unwrap_or(IBig::ZERO)).sum();
+        z[self.input_reg] = RBig::from(u);
+        crate::eval::ffn_stack_exact(&self.layers, &z).swap_remove(self.output_reg)
+    }
+
+    /// Examples whose exact output equals their label (next-token data),
+    /// by [`BaselineNet::eval_fast`].
     pub fn count_memorized(&self, ds: &Dataset) -> usize {
         match (&ds.inputs, &ds.labels) {
             (Inputs::Ids { seqs, .. }, Labels::NextToken(y)) => {
-                seqs.iter().zip(y).filter(|(s, y)| self.eval_exact(s) == RBig::from(**y)).count()
+                seqs.iter().zip(y).filter(|(s, y)| self.eval_fast(s) == RBig::from(**y)).count()
             }
             _ => 0,
         }

@@ -1299,6 +1299,29 @@ impl<F: Float> Engine for FloatEngine<F> {
     }
 }
 
+/// Runs residual FFN layers, z ← z + W_2 ReLU(W_1 z + b_1) + b_2, on one
+/// column with the exact engine's compiled plans (grouped outputs, step
+/// pairs; integers while every weight and value is an integer). This is how
+/// [`crate::baselines::BaselineNet`] counts memorized examples; its
+/// `eval_exact` is the dense reference the tests compare this with.
+pub fn ffn_stack_exact(layers: &[Ffn], z: &[RBig]) -> Vec<RBig> {
+    let ints: Option<Vec<Int>> = z.iter().map(Int::from_exact).collect();
+    let plans: Option<Vec<FfnPlan<Int>>> = layers.iter().map(|f| FfnPlan::compile(f, true)).collect();
+    if let (Some(mut zi), Some(plans)) = (ints, plans) {
+        let mut h = Vec::new();
+        for p in &plans {
+            p.apply(&mut zi, &mut h);
+        }
+        return zi.iter().map(|v| RBig::from(v.to_ibig())).collect();
+    }
+    let mut zr = z.to_vec();
+    let mut h = Vec::new();
+    for f in layers {
+        FfnPlan::<RBig>::compile(f, true).expect("rationals represent every weight").apply(&mut zr, &mut h);
+    }
+    zr
+}
+
 // ------------------------------------------------------------------------
 // Pipeline
 

@@ -5,6 +5,7 @@
 //! * the fast exact engine (sorted sweep + register-closure sharing),
 //! * the exact engine with sharing off (compiled plans, one column at a time),
 //! * the f64 engine (to rounding: compared against the exact value),
+//! * the baselines' compiled FFN path against their own dense evaluator,
 //!
 //! on random small models (random sparse integer weights, hardmax attention
 //! anywhere, tails that do and do not qualify for the sweep) and on
@@ -230,6 +231,35 @@ fn every_engine_agrees_with_the_reference_on_constructed_models() {
         let run = assert_engines_agree(&model, &ds, false);
         let note = run.sharing.unwrap_or_default();
         assert!(note.contains("sorted sweep"), "{task:?} {kind:?} {positional:?}: {note}");
+    }
+}
+
+/// The baselines (the flattened-input lookup and 1-D memorizer networks):
+/// their compiled fast path (`eval_fast`, step pairs and grouping included)
+/// equals their dense reference (`eval_exact`) on the training sequences and
+/// on random other sequences, and both memorize every training example.
+#[test]
+fn baseline_fast_plans_agree_with_their_dense_reference() {
+    use memcap_core::baselines::{flat_ffn_memorizer, lookup_memorizer};
+    let ds = generate(&GenConfig {
+        n_seqs: 80,
+        seq_len: 5,
+        vocab: 12,
+        num_classes: 6,
+        task: Task::NextToken,
+        kind: GenKind::Ids,
+        positional: Positional::None,
+        seed: 4,
+    })
+    .expect("generator");
+    let Inputs::Ids { seqs, .. } = &ds.inputs else { unreachable!("ids") };
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let others: Vec<Vec<u32>> = (0..40).map(|_| (0..5).map(|_| rng.gen_range(0..12)).collect()).collect();
+    for net in [lookup_memorizer(&ds, 1).unwrap(), flat_ffn_memorizer(&ds, 1).unwrap()] {
+        for s in seqs.iter().chain(&others) {
+            assert_eq!(net.eval_fast(s), net.eval_exact(s), "{}: {s:?}", net.name);
+        }
+        assert_eq!(net.count_memorized(&ds), ds.len(), "{}", net.name);
     }
 }
 
