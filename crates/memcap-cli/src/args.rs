@@ -232,9 +232,6 @@ pub fn verify_one(model: &Model, ds: &Dataset, arith: Arith, quiet: bool) -> Res
     let bars = Bars::new(!quiet);
     let r = run_verify(model, ds, arith, &bars).map_err(|e| InputError(e.to_string()))?;
     bars.finish();
-    if !quiet {
-        println!("stages           {}", bars.timings());
-    }
     Ok(r)
 }
 
@@ -250,6 +247,10 @@ pub fn print_verify(r: &VerifyReport, div: Option<&memcap_core::verify::Divergen
     );
     if let Some(note) = &r.sharing {
         println!("       shared work: {note}");
+    }
+    if !r.stages.is_empty() {
+        let stages: Vec<String> = r.stages.iter().map(|(s, t)| format!("{s} {t:.2} s")).collect();
+        println!("       stages: {}", stages.join(" · "));
     }
     for f in r.failures.iter().take(3) {
         let at = f.line.map_or(format!("example {}", f.example), |l| format!("line {l}"));

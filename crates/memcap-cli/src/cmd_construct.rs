@@ -31,6 +31,8 @@ pub struct ConstructArgs {
 pub fn construct(a: ConstructArgs) -> Result<Outcome> {
     crate::io::check_output_file(&a.out, "-o")?;
     crate::io::check_output_file(&a.out.with_extension("safetensors"), "-o (its .safetensors)")?;
+    crate::io::check_not_input(&a.out, &[&a.data], "-o")?;
+    crate::io::check_not_input(&a.out.with_extension("safetensors"), &[&a.data], "-o (its .safetensors)")?;
     let ds = read_dataset(&a.data, a.opts.parse_opts())?;
     let ds = resolve(ds, a.opts.positional, a.opts.dedupe, &a.data, a.json)?;
     let (built, secs) = build_model(&ds, &a.opts, &a.data, a.json)?;

@@ -262,7 +262,11 @@ fn run(a: RunArgs) -> Result<Outcome> {
 
 fn describe(t: &Task) -> String {
     let d = t.data();
-    format!("{} N={} n={} seed={}", t.kind(), d.n_seqs, d.seq_len, d.seed)
+    let shard = match t {
+        Task::Verify(v) => format!(" shard {}/{}", v.shard, v.shards),
+        _ => String::new(),
+    };
+    format!("{} N={} n={} seed={}{shard}", t.kind(), d.n_seqs, d.seq_len, d.seed)
 }
 
 // ------------------------------------------------------------------------

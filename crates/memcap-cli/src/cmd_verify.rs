@@ -84,6 +84,14 @@ fn merge(files: &[PathBuf], json_out: bool) -> Result<Outcome> {
         // A `memcap sweep` record of a verify task carries the shard under
         // "result" and its wall time under "timing".
         let p: ShardReport = if v.get("memcap_sweep_result").is_some() {
+            if v["task"]["kind"] != "verify" {
+                return Err(InputError(format!(
+                    "{}: a sweep record of kind {}, not a verify shard",
+                    f.display(),
+                    v["task"]["kind"]
+                ))
+                .into());
+            }
             let mut p: ShardReport = serde_json::from_value(v["result"].clone()).map_err(bad)?;
             p.report.seconds = v["timing"]["verify_seconds"].as_f64().unwrap_or(0.0);
             p
@@ -93,19 +101,24 @@ fn merge(files: &[PathBuf], json_out: bool) -> Result<Outcome> {
         parts.push(p);
     }
     let r = merge_shards(&parts).map_err(|e| {
+        use memcap_core::verify::ShardError as E;
+        let name = |i: &usize| files.get(*i).map_or_else(|| format!("result {i}"), |f| f.display().to_string());
         let at = match &e {
-            memcap_core::verify::ShardError::Mismatch { index, .. }
-            | memcap_core::verify::ShardError::Format { index } => {
-                files.get(*index).map(|f| format!("{}: ", f.display())).unwrap_or_default()
-            }
+            E::Mismatch { index, .. } => format!("{}: ", name(index)),
+            E::Format { index } | E::Inconsistent { index, .. } => format!("{}: ", name(index)),
+            E::Duplicate { first, index, .. } => format!("{} and {}: ", name(first), name(index)),
             _ => String::new(),
         };
-        InputError(format!("{at}{e}"))
+        let first = match &e {
+            E::Mismatch { .. } => format!(" (the first is {})", name(&0)),
+            _ => String::new(),
+        };
+        InputError(format!("{at}{e}{first}"))
     })?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&json!({"report": r, "shards": parts.len()}))?);
     } else {
-        println!("merged {} shards", parts.len());
+        println!("merged {} shard{}", parts.len(), if parts.len() == 1 { "" } else { "s" });
         print_verify(&r, None);
     }
     Ok(if r.arithmetic != Arith::Exact || r.all_memorized() { Outcome::Ok } else { Outcome::NotMemorized })
@@ -119,8 +132,12 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
         return Err(InputError("give MODEL and DATA (or `memcap verify merge SHARDS…`)".into()).into());
     };
     let shard = a.shard.as_deref().map(parse_shard).transpose()?;
+    if shard.is_some() && [a.exact, a.f64, a.f32].iter().filter(|&&x| x).count() > 1 {
+        return Err(InputError("--shard runs one arithmetic: give at most one of --exact, --f64, --f32".into()).into());
+    }
     if let Some(out) = &a.out {
         crate::io::check_output_file(out, "-o")?;
+        crate::io::check_not_input(out, &[model_path, data_path], "-o")?;
     }
     let model = read_model(model_path, &a.limits.limits())?;
     let opts = ParseOptions {
@@ -147,7 +164,9 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
         let r = verify_shard(&model, &ds, arith, i, k, &mh, &dh, &bars).map_err(|e| InputError(e.to_string()))?;
         bars.finish();
         crate::io::write_atomic(out, format!("{}\n", serde_json::to_string_pretty(&r)?).as_bytes())?;
-        if !a.json {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
             println!("shard {i}/{k}: {} of {} examples", r.report.examples, r.examples_total);
             print_verify(&r.report, None);
             println!("wrote {}", out.display());

@@ -40,7 +40,12 @@ pub fn read_dataset(path: &Path, opts: ParseOptions) -> Result<Dataset> {
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let bad = |e: memcap_core::DataError| -> anyhow::Error { InputError(format!("{}: {e}", path.display())).into() };
     if is_csv {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+            InputError(format!("{}: line {line}: not valid UTF-8 text", path.display()))
+        })?;
         return parse::parse_csv(&text, opts).map_err(bad);
     }
     // JSONL streams line by line: the file's text is never held whole.
@@ -73,6 +78,25 @@ pub fn read_model(path: &Path, limits: &memcap_core::Limits) -> Result<Model> {
 pub fn check_output_file(path: &Path, flag: &str) -> Result<()> {
     if path.is_dir() {
         return Err(InputError(format!("{flag} {}: is an existing directory; give a file path", path.display())).into());
+    }
+    if path.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(InputError(format!("{flag} {}: is a directory path; give a file path", path.display())).into());
+    }
+    Ok(())
+}
+
+/// Refuses an output file that is one of the command's inputs (it would be
+/// replaced by the output), before any work starts.
+pub fn check_not_input(out: &Path, inputs: &[&Path], flag: &str) -> Result<()> {
+    let Ok(o) = out.canonicalize() else { return Ok(()) }; // does not exist yet
+    for i in inputs {
+        if i.canonicalize().is_ok_and(|i| i == o) {
+            return Err(InputError(format!(
+                "{flag} {}: is an input of this command; give another path",
+                out.display()
+            ))
+            .into());
+        }
     }
     Ok(())
 }
@@ -108,6 +132,10 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn std::io::Write
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
+        // Mode 0666 before the umask, as a plain file create: results are
+        // readable by the group/web server the user's umask allows (tempfile's
+        // default 0600 would survive the rename).
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
     {

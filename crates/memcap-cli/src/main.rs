@@ -84,6 +84,14 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix filters: writing into a closed pipe (`memcap … | head`)
+    // ends the process quietly instead of panicking in println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread
+    // starts; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Gen(a) => cmd_gen::gen(a),

@@ -229,7 +229,7 @@ fn sharded_verify_and_merge_match_one_run() {
     assert!(stdout(&o).contains("memorized 29/30"), "{}", stdout(&o));
     let o = memcap(&["verify", "merge", s(&files[0]), s(&files[2])]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("shards [1] of 3 are missing"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 of 3 shards are missing: 1"), "{}", stderr(&o));
     let other = d.join("other.json");
     memcap(&["verify", s(&model), s(&data), "--shard", "1/3", "-o", s(&other)]);
     let o = memcap(&["verify", "merge", s(&files[0]), s(&other), s(&files[2])]);
@@ -237,4 +237,50 @@ fn sharded_verify_and_merge_match_one_run() {
     assert!(stderr(&o).contains("other.json") && stderr(&o).contains("data hash"), "{}", stderr(&o));
     let o = memcap(&["verify", s(&model), s(&data), "--shard", "3/3", "-o", s(&d.join("x.json"))]);
     assert_eq!(o.status.code(), Some(2));
+    // More shards than examples, or a shard file claiming so: refused, no panic.
+    let o = memcap(&["verify", s(&model), s(&data), "--shard", "0/18446744073709551615", "-o", s(&d.join("x.json"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("need K <= N"), "{}", stderr(&o));
+    let mut forged: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    forged["shards"] = u64::MAX.into();
+    let forged_path = d.join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let o = memcap(&["verify", "merge", s(&forged_path)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("forged.json") && stderr(&o).contains("inconsistent"), "{}", stderr(&o));
+    // A duplicate names both files.
+    let o = memcap(&["verify", "merge", s(&files[0]), s(&files[1]), s(&files[2]), s(&files[1])]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("shard1.json and") && stderr(&o).contains("given twice"), "{}", stderr(&o));
+}
+
+/// `-o` never replaces an input, and a directory path (existing or ending in
+/// `/`) is refused before any work; written files get the umask's mode, as
+/// a plain file create would (not the temp file's 0600).
+#[test]
+fn outputs_never_replace_inputs_and_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmpdir("outputs");
+    let data = d.join("d.jsonl");
+    ok(memcap(&["gen", "-N", "20", "-n", "3", "--vocab", "9", "--num-classes", "4", "-o", s(&data)]));
+    let plain = d.join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), mode(&plain), "gen output mode");
+    let before = std::fs::read(&data).unwrap();
+    let o = memcap(&["construct", s(&data), "-o", s(&data), "--no-safetensors"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is an input"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&data).unwrap(), before, "the dataset is untouched");
+    let model = d.join("m.json");
+    ok(memcap(&["construct", s(&data), "-o", s(&model), "--no-safetensors"]));
+    assert_eq!(mode(&model), mode(&plain), "construct output mode");
+    let o = memcap(&["verify", s(&model), s(&data), "--shard", "0/2", "-o", s(&model)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let newdir = format!("{}/", d.join("newdir").display());
+    let o = memcap(&["verify", s(&model), s(&data), "--shard", "0/2", "-o", &newdir]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("directory path"), "{}", stderr(&o));
+    let o = memcap(&["verify", s(&model), s(&data), "--shard", "0/2", "--f64", "--exact", "-o", s(&d.join("x.json"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

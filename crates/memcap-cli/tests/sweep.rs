@@ -259,7 +259,7 @@ fn verify_tasks_shard_one_exact_verification_and_merge() {
     assert!(stdout(&o).contains("merged 3 shards") && stdout(&o).contains("memorized 60/60"), "{}", stdout(&o));
     let o = memcap(&["verify", "merge", s(&files[0]), s(&files[1])]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("shards [2] of 3 are missing"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 of 3 shards are missing: 2"), "{}", stderr(&o));
     let cfg = d.join("bad.json");
     std::fs::write(&cfg, r#"{"kind":"verify","fixed":{"N":60,"n":5,"shard":3,"shards":3}}"#).unwrap();
     let o = memcap(&["sweep", "plan", s(&cfg)]);

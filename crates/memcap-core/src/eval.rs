@@ -1171,12 +1171,12 @@ impl Engine for ExactEngine {
         } else {
             String::new()
         };
+        let per_column =
+            if s < a { format!("blocks {}..{} per column; ", tail_start + s, tail_start + a) } else { String::new() };
         let note = match split {
-            None => format!("{swept}blocks {}..{} per column", tail_start + s, tail_start + a),
+            None => format!("{swept}{per_column}").trim_end_matches("; ").to_string(),
             Some((a, shared)) => format!(
-                "{swept}blocks {}..{} per column; from block {} on, registers {{{}}} once per group of equal values ({} groups for {} columns, in chunks of {} sorted columns)",
-                tail_start + s,
-                tail_start + a,
+                "{swept}{per_column}from block {} on, registers {{{}}} once per group of equal values ({} groups for {} columns, in chunks of {} sorted columns)",
                 tail_start + a,
                 (0..self.width).filter(|r| shared >> r & 1 == 1).map(|r| self.names[r].as_str()).collect::<Vec<_>>().join(", "),
                 n_groups,

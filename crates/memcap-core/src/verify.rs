@@ -39,6 +39,36 @@ pub struct Failure {
     pub got: String,
 }
 
+/// Records when each pipeline stage starts, passing progress through.
+struct Timed<'a> {
+    inner: &'a dyn Progress,
+    starts: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
+}
+
+impl Progress for Timed<'_> {
+    fn start(&self, stage: &str, total: u64) {
+        if let Ok(mut s) = self.starts.lock() {
+            s.push((stage.to_string(), std::time::Instant::now()));
+        }
+        self.inner.start(stage, total);
+    }
+    fn inc(&self, n: u64) {
+        self.inner.inc(n);
+    }
+}
+
+impl Timed<'_> {
+    /// (stage, seconds): each stage ends where the next begins, the last now.
+    fn durations(&self) -> Vec<(String, f64)> {
+        let s = self.starts.lock().map(|s| s.clone()).unwrap_or_default();
+        let now = std::time::Instant::now();
+        s.iter()
+            .enumerate()
+            .map(|(i, (name, t))| (name.clone(), s.get(i + 1).map_or(now, |n| n.1).duration_since(*t).as_secs_f64()))
+            .collect()
+    }
+}
+
 /// The result of one verification run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
@@ -66,6 +96,11 @@ pub struct VerifyReport {
     pub failures: Vec<Failure>,
     /// Wall-clock time of the run, in seconds (preparing the data included).
     pub seconds: f64,
+    /// Wall-clock seconds of each stage ("prepare", "token-wise prefix",
+    /// "attention", the tail; the last also counts the results), in order;
+    /// empty for merged shards.
+    #[serde(default)]
+    pub stages: Vec<(String, f64)>,
 }
 
 impl VerifyReport {
@@ -78,12 +113,14 @@ impl VerifyReport {
 /// Runs `model` on `ds` in the chosen arithmetic.
 pub fn verify(model: &Model, ds: &Dataset, arith: Arith, progress: &dyn Progress) -> Result<VerifyReport, ModelError> {
     let t0 = std::time::Instant::now();
+    let timed = Timed { inner: progress, starts: std::sync::Mutex::new(vec![("prepare".to_string(), t0)]) };
     let prep = Prepared::new(model, ds)?;
     let out = match arith {
-        Arith::Exact => eval::run(&ExactEngine::new(model), model, &prep, progress)?,
-        Arith::F64 => eval::run(&FloatEngine::<f64>::new(model), model, &prep, progress)?,
-        Arith::F32 => eval::run(&FloatEngine::<f32>::new(model), model, &prep, progress)?,
+        Arith::Exact => eval::run(&ExactEngine::new(model), model, &prep, &timed)?,
+        Arith::F64 => eval::run(&FloatEngine::<f64>::new(model), model, &prep, &timed)?,
+        Arith::F32 => eval::run(&FloatEngine::<f32>::new(model), model, &prep, &timed)?,
     };
+    let stages = timed.durations();
     let labels = ds.label_rows();
     let mut memorized = 0;
     let mut correct = 0;
@@ -125,6 +162,7 @@ pub fn verify(model: &Model, ds: &Dataset, arith: Arith, progress: &dyn Progress
         sharing: out.sharing,
         failures,
         seconds: t0.elapsed().as_secs_f64(),
+        stages,
     })
 }
 
@@ -239,8 +277,8 @@ pub struct ShardReport {
 /// Verifies shard `shard` of `shards` of `ds` (examples `i ≡ shard mod shards`).
 ///
 /// # Errors
-/// [`ModelError::Mismatch`] for `shards == 0` or `shard >= shards`; the
-/// errors of [`verify`].
+/// [`ModelError::Mismatch`] for `shards == 0`, `shard >= shards` or more
+/// shards than examples; the errors of [`verify`].
 #[allow(clippy::too_many_arguments)]
 pub fn verify_shard(
     model: &Model,
@@ -254,6 +292,12 @@ pub fn verify_shard(
 ) -> Result<ShardReport, ModelError> {
     if shards == 0 || shard >= shards {
         return Err(ModelError::Mismatch(format!("shard {shard} of {shards}: need 0 <= I < K")));
+    }
+    if shards > ds.len().max(1) {
+        return Err(ModelError::Mismatch(format!(
+            "{shards} shards for {} examples: need K <= N (every shard gets at least one example)",
+            ds.len()
+        )));
     }
     let keep: Vec<bool> = (0..ds.len()).map(|i| i % shards == shard).collect();
     let global: Vec<usize> = (0..ds.len()).filter(|i| i % shards == shard).collect();
@@ -271,6 +315,7 @@ pub fn verify_shard(
             sharing: None,
             failures: Vec::new(),
             seconds: 0.0,
+            stages: Vec::new(),
         }
     } else {
         verify(model, &sub, arith, progress)?
@@ -314,16 +359,74 @@ pub enum ShardError {
         got: String,
     },
     /// A shard index given twice.
-    #[error("shard {0} is given twice")]
-    Duplicate(usize),
+    #[error("shard {shard} is given twice (results {first} and {index})")]
+    Duplicate {
+        /// The shard index.
+        shard: usize,
+        /// Position of its first result in the given list (0-based).
+        first: usize,
+        /// Position of the second.
+        index: usize,
+    },
     /// Shards missing from `0..K`.
-    #[error("shards {missing:?} of {shards} are missing")]
+    #[error("{} of {shards} shards are missing: {}", missing.len(), list_some(missing))]
     Missing {
         /// The absent indices.
         missing: Vec<usize>,
         /// K.
         shards: usize,
     },
+    /// A shard whose own numbers cannot be right (a truncated or edited
+    /// file): counts that do not fit its residue class, more memorized than
+    /// examples, failures outside the shard.
+    #[error("shard result {index} (shard {shard} of {shards}) is inconsistent: {reason}")]
+    Inconsistent {
+        /// Position of the result in the given list (0-based).
+        index: usize,
+        /// Its shard index.
+        shard: usize,
+        /// K.
+        shards: usize,
+        /// What does not add up.
+        reason: String,
+    },
+}
+
+/// At most 10 indices, then how many more.
+fn list_some(v: &[usize]) -> String {
+    let head: Vec<String> = v.iter().take(10).map(usize::to_string).collect();
+    if v.len() > 10 {
+        format!("{} and {} more", head.join(", "), v.len() - 10)
+    } else {
+        head.join(", ")
+    }
+}
+
+/// Checks one shard's numbers against its residue class.
+fn check_shard(index: usize, p: &ShardReport) -> Result<(), ShardError> {
+    let bad = |reason: String| ShardError::Inconsistent { index, shard: p.shard, shards: p.shards, reason };
+    let n = p.examples_total;
+    let expected = if p.shard < n { (n - p.shard).div_ceil(p.shards) } else { 0 };
+    let r = &p.report;
+    if r.examples != expected {
+        return Err(bad(format!(
+            "{} examples, but i ≡ {} (mod {}) for i < {n} selects {expected}",
+            r.examples, p.shard, p.shards
+        )));
+    }
+    if r.memorized > r.examples || r.labels_correct > r.labels_total {
+        return Err(bad(format!(
+            "{} of {} examples and {} of {} labels memorized",
+            r.memorized, r.examples, r.labels_correct, r.labels_total
+        )));
+    }
+    if r.memorized < r.examples && r.failures.is_empty() {
+        return Err(bad(format!("{} examples not memorized but no failure listed", r.examples - r.memorized)));
+    }
+    if let Some(f) = r.failures.iter().find(|f| f.example >= n || f.example % p.shards != p.shard) {
+        return Err(bad(format!("failure at example {} lies outside this shard", f.example)));
+    }
+    Ok(())
 }
 
 /// Combines the `K` shards of one verification into one report: counts are
@@ -336,7 +439,19 @@ pub enum ShardError {
 /// dataset and one arithmetic.
 pub fn merge_shards(parts: &[ShardReport]) -> Result<VerifyReport, ShardError> {
     let first = parts.first().ok_or(ShardError::Empty)?;
-    let mut seen = vec![false; first.shards];
+    if first.format != SHARD_FORMAT {
+        return Err(ShardError::Format { index: 0 });
+    }
+    if first.shards == 0 || first.shards > first.examples_total.max(1) {
+        return Err(ShardError::Inconsistent {
+            index: 0,
+            shard: first.shard,
+            shards: first.shards,
+            reason: format!("{} shards for {} examples (need 1 <= K <= N)", first.shards, first.examples_total),
+        });
+    }
+    // seen[I] = position of shard I's result in `parts`.
+    let mut seen: Vec<Option<usize>> = vec![None; first.shards];
     for (index, p) in parts.iter().enumerate() {
         if p.format != SHARD_FORMAT {
             return Err(ShardError::Format { index });
@@ -354,8 +469,8 @@ pub fn merge_shards(parts: &[ShardReport]) -> Result<VerifyReport, ShardError> {
             }
         }
         match seen.get_mut(p.shard) {
-            Some(s) if *s => return Err(ShardError::Duplicate(p.shard)),
-            Some(s) => *s = true,
+            Some(Some(first)) => return Err(ShardError::Duplicate { shard: p.shard, first: *first, index }),
+            Some(s) => *s = Some(index),
             None => {
                 return Err(ShardError::Mismatch {
                     index,
@@ -366,7 +481,10 @@ pub fn merge_shards(parts: &[ShardReport]) -> Result<VerifyReport, ShardError> {
             }
         }
     }
-    let missing: Vec<usize> = seen.iter().enumerate().filter(|(_, s)| !**s).map(|(i, _)| i).collect();
+    for (index, p) in parts.iter().enumerate() {
+        check_shard(index, p)?;
+    }
+    let missing: Vec<usize> = seen.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(i, _)| i).collect();
     if !missing.is_empty() {
         return Err(ShardError::Missing { missing, shards: first.shards });
     }
@@ -389,5 +507,6 @@ pub fn merge_shards(parts: &[ShardReport]) -> Result<VerifyReport, ShardError> {
         )),
         failures,
         seconds: parts.iter().map(|p| p.report.seconds).sum(),
+        stages: Vec::new(),
     })
 }

@@ -427,13 +427,34 @@ fn sharded_verification_merges_to_the_single_run_and_refuses_foreign_or_missing_
         if k > 1 {
             assert_eq!(merge_shards(&parts[1..]), Err(ShardError::Missing { missing: vec![0], shards: k }));
             let twice = [parts.clone(), vec![parts[0].clone()]].concat();
-            assert_eq!(merge_shards(&twice), Err(ShardError::Duplicate(0)));
+            assert_eq!(merge_shards(&twice), Err(ShardError::Duplicate { shard: 0, first: 0, index: k }));
             let mut other = parts.clone();
             other[1].data_hash = "other data".into();
             assert!(matches!(merge_shards(&other), Err(ShardError::Mismatch { index: 1, field: "data hash", .. })));
+            // A truncated or edited shard cannot fake a result: its counts
+            // must fit its residue class and its failures must lie in it.
+            let mut forged = parts.clone();
+            forged[1].report.examples = 0;
+            forged[1].report.memorized = 0;
+            assert!(matches!(merge_shards(&forged), Err(ShardError::Inconsistent { index: 1, .. })));
+            let mut forged = parts.clone();
+            forged[0].report.memorized = forged[0].report.examples + 1;
+            assert!(matches!(merge_shards(&forged), Err(ShardError::Inconsistent { index: 0, .. })));
+            let holder = 17 % k;
+            let mut forged = parts.clone();
+            forged[holder].report.failures.clear();
+            assert!(matches!(merge_shards(&forged), Err(ShardError::Inconsistent { .. })));
         }
     }
     assert!(verify_shard(&built.model, &bad, Arith::Exact, 3, 3, "m", "d", &NoProgress).is_err());
+    // More shards than examples: refused before anything is allocated.
+    assert!(verify_shard(&built.model, &bad, Arith::Exact, 0, 41, "m", "d", &NoProgress).is_err());
+    let mut huge = verify_shard(&built.model, &bad, Arith::Exact, 0, 1, "m", "d", &NoProgress).unwrap();
+    huge.shards = usize::MAX;
+    assert!(matches!(merge_shards(&[huge]), Err(ShardError::Inconsistent { .. })));
+    let missing: Vec<usize> = (1..100).collect();
+    let msg = ShardError::Missing { missing, shards: 100 }.to_string();
+    assert!(msg.starts_with("99 of 100 shards are missing: 1, 2") && msg.ends_with("and 89 more"), "{msg}");
 }
 
 /// The streaming reader (one line at a time, as `memcap` reads files) gives

@@ -175,8 +175,12 @@ fn run_verify(v: &VerifyTask) -> Result<TaskOutput, SweepError> {
     )?;
     // Wall time goes to `timing`; the result stays a pure function of the task.
     let verify_seconds = std::mem::take(&mut shard.report.seconds);
+    let stages = std::mem::take(&mut shard.report.stages);
     let result = serde_json::to_value(&shard).expect("shard reports serialize");
-    Ok(TaskOutput { result, timing: json!({"construct_seconds": construct_seconds, "verify_seconds": verify_seconds}) })
+    Ok(TaskOutput {
+        result,
+        timing: json!({"construct_seconds": construct_seconds, "verify_seconds": verify_seconds, "verify_stages": stages}),
+    })
 }
 
 fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {

@@ -449,6 +449,12 @@ impl Task {
                         format!("shard {} of {}: need 0 <= shard < shards", t.shard, t.shards),
                     ));
                 }
+                if t.shards > t.data.n_seqs {
+                    return Err(perr(
+                        "task.shards",
+                        format!("{} shards for N = {}: need shards <= N", t.shards, t.data.n_seqs),
+                    ));
+                }
             }
             Task::Capacity(t) => {
                 one_of("model", &t.model, &["transformer", "mlp"])?;
