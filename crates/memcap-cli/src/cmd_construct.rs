@@ -37,7 +37,8 @@ pub fn construct(a: ConstructArgs) -> Result<Outcome> {
     let ds = resolve(ds, a.opts.positional, a.opts.dedupe, &a.data, a.json)?;
     let (built, secs) = build_model(&ds, &a.opts, &a.data, a.json)?;
     let model = &built.model;
-    write_atomic(&a.out, model.to_json().as_bytes())?;
+    // Streamed: the JSON of a 10⁷-example model is ~1 GB.
+    crate::io::write_atomic_with(&a.out, |w| Ok(serde_json::to_writer(w, model)?))?;
     let mut files = vec![a.out.display().to_string()];
     if !a.no_safetensors {
         let st = a.out.with_extension("safetensors");

@@ -62,9 +62,6 @@ enum VerifyCmd {
     },
 }
 
-/// SHA-256 of `bytes`, hex.
-use memcap_sweep::exec::sha256_hex as sha256;
-
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let bad = || InputError(format!("--shard {s:?}: expected I/K with 0 <= I < K, e.g. 0/4"));
     let (i, k) = s.split_once('/').ok_or_else(bad)?;
@@ -159,7 +156,7 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
         } else {
             Arith::Exact
         };
-        let (mh, dh) = (sha256(model.to_json().as_bytes()), sha256(memcap_core::parse::to_jsonl(&ds).as_bytes()));
+        let (mh, dh) = (memcap_sweep::exec::model_digest(&model), memcap_sweep::exec::data_digest(&ds));
         let bars = crate::progress::Bars::new(!a.json);
         let r = verify_shard(&model, &ds, arith, i, k, &mh, &dh, &bars).map_err(|e| InputError(e.to_string()))?;
         bars.finish();

@@ -137,6 +137,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// [`sha256_hex`] of the model's JSON (`Model::to_json`), streamed into the
+/// hash instead of built as one string (~1 GB at N = 10⁷).
+pub fn model_digest(model: &memcap_core::Model) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    serde_json::to_writer(&mut h, model).expect("models serialize");
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`sha256_hex`] of the dataset's JSONL (`to_jsonl`), streamed line by line.
+pub fn data_digest(ds: &memcap_core::Dataset) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for line in memcap_core::parse::to_jsonl_lines(ds) {
+        h.update(line.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn construct_config(c: &ConstructTask) -> ConstructConfig {
     ConstructConfig {
         seed: c.data.seed,
@@ -162,7 +182,7 @@ fn run_verify(v: &VerifyTask) -> Result<TaskOutput, SweepError> {
     let t0 = Instant::now();
     let model = construct(&ds, &construct_config(&c))?.model;
     let construct_seconds = t0.elapsed().as_secs_f64();
-    let (mh, dh) = (sha256_hex(model.to_json().as_bytes()), sha256_hex(memcap_core::parse::to_jsonl(&ds).as_bytes()));
+    let (mh, dh) = (model_digest(&model), data_digest(&ds));
     let mut shard = memcap_core::verify::verify_shard(
         &model,
         &ds,

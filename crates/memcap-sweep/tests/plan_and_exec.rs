@@ -79,3 +79,14 @@ fn verify_task_shards_cover_the_dataset_with_one_model_hash() {
     assert_eq!(outs[0].result["report"]["seconds"], 0.0);
     assert_eq!(run_task(&planned[0].task).unwrap().result, outs[0].result);
 }
+
+/// The streamed digests are the digests of the whole texts, so shard files
+/// written before and after streaming (and by the CLI and sweeps) agree.
+#[test]
+fn streamed_digests_equal_the_digests_of_the_whole_texts() {
+    use memcap_sweep::exec::{data_digest, model_digest, sha256_hex};
+    let ds = memcap_core::gen::generate(&memcap_core::gen::GenConfig::random_ids(30, 4, 10, 4, 1)).unwrap();
+    let model = memcap_core::construct::construct(&ds, &Default::default()).unwrap().model;
+    assert_eq!(model_digest(&model), sha256_hex(model.to_json().as_bytes()));
+    assert_eq!(data_digest(&ds), sha256_hex(memcap_core::parse::to_jsonl(&ds).as_bytes()));
+}
