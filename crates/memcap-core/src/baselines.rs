@@ -28,6 +28,7 @@
 use crate::construct::{memorizer, MemRegs, MemorizerInfo};
 use crate::data::{Dataset, Inputs, Labels};
 use crate::error::ConstructError;
+use crate::eval::FfnStack;
 use crate::model::{weight_bits, Ffn, Sparse};
 use dashu_int::ops::UnsignedAbs;
 use dashu_int::IBig;
@@ -111,13 +112,20 @@ impl BaselineNet {
         }
     }
 
-    /// The output for one token-id sequence, in exact arithmetic: the plain
-    /// dense pass over the stored entries (the reference).
-    pub fn eval_exact(&self, tokens: &[u32]) -> RBig {
+    /// The input column: the projection u = Σ_k proj(k, t_k) in the input
+    /// register, zeros elsewhere.
+    fn input_column(&self, tokens: &[u32]) -> Vec<RBig> {
         let mut z = vec![RBig::ZERO; self.width];
         let u: IBig =
             tokens.iter().enumerate().map(|(k, t)| self.projection.get(&(k, *t)).cloned().unwrap_or(IBig::ZERO)).sum();
         z[self.input_reg] = RBig::from(u);
+        z
+    }
+
+    /// The output for one token-id sequence, in exact arithmetic: the plain
+    /// dense pass over the stored entries (the reference).
+    pub fn eval_exact(&self, tokens: &[u32]) -> RBig {
+        let mut z = self.input_column(tokens);
         for f in &self.layers {
             let mut h = vec![RBig::ZERO; f.w1.rows];
             for (r, c, v) in &f.w1.entries {
@@ -141,23 +149,25 @@ impl BaselineNet {
         z[self.output_reg].clone()
     }
 
+    /// The layers compiled for [`BaselineNet::eval_fast`].
+    pub fn compile(&self) -> FfnStack {
+        FfnStack::new(&self.layers)
+    }
+
     /// The same output through the exact engine's compiled FFN plans
-    /// ([`crate::eval::ffn_stack_exact`]); [`BaselineNet::eval_exact`] is
-    /// the plain reference it is tested against.
-    pub fn eval_fast(&self, tokens: &[u32]) -> RBig {
-        let mut z = vec![RBig::ZERO; self.width];
-        let u: IBig =
-            tokens.iter().enumerate().map(|(k, t)| self.projection.get(&(k, *t)).cloned().unwrap_or(IBig::ZERO)).sum();
-        z[self.input_reg] = RBig::from(u);
-        crate::eval::ffn_stack_exact(&self.layers, &z).swap_remove(self.output_reg)
+    /// (`stack` from [`BaselineNet::compile`]); [`BaselineNet::eval_exact`]
+    /// is the plain reference it is tested against.
+    pub fn eval_fast(&self, stack: &FfnStack, tokens: &[u32]) -> RBig {
+        stack.run(&self.input_column(tokens)).swap_remove(self.output_reg)
     }
 
     /// Examples whose exact output equals their label (next-token data),
-    /// by [`BaselineNet::eval_fast`].
+    /// by [`BaselineNet::eval_fast`] (the layers compiled once).
     pub fn count_memorized(&self, ds: &Dataset) -> usize {
+        let stack = self.compile();
         match (&ds.inputs, &ds.labels) {
             (Inputs::Ids { seqs, .. }, Labels::NextToken(y)) => {
-                seqs.iter().zip(y).filter(|(s, y)| self.eval_fast(s) == RBig::from(**y)).count()
+                seqs.iter().zip(y).filter(|(s, y)| self.eval_fast(&stack, s) == RBig::from(**y)).count()
             }
             _ => 0,
         }

@@ -1299,27 +1299,44 @@ impl<F: Float> Engine for FloatEngine<F> {
     }
 }
 
-/// Runs residual FFN layers, z ← z + W_2 ReLU(W_1 z + b_1) + b_2, on one
-/// column with the exact engine's compiled plans (grouped outputs, step
-/// pairs; integers while every weight and value is an integer). This is how
-/// [`crate::baselines::BaselineNet`] counts memorized examples; its
-/// `eval_exact` is the dense reference the tests compare this with.
-pub fn ffn_stack_exact(layers: &[Ffn], z: &[RBig]) -> Vec<RBig> {
-    let ints: Option<Vec<Int>> = z.iter().map(Int::from_exact).collect();
-    let plans: Option<Vec<FfnPlan<Int>>> = layers.iter().map(|f| FfnPlan::compile(f, true)).collect();
-    if let (Some(mut zi), Some(plans)) = (ints, plans) {
-        let mut h = Vec::new();
-        for p in &plans {
-            p.apply(&mut zi, &mut h);
+/// Residual FFN layers, z ← z + W_2 ReLU(W_1 z + b_1) + b_2, compiled once
+/// into the exact engine's plans (grouped outputs, step pairs; integers
+/// while every weight and value is an integer) and run on any number of
+/// columns. This is how [`crate::baselines::BaselineNet`] counts memorized
+/// examples; its `eval_exact` is the dense reference the tests compare with.
+pub struct FfnStack {
+    /// Integer plans, when every weight is an integer.
+    int: Option<Vec<FfnPlan<Int>>>,
+    /// Rational plans, for columns or weights that are not integers.
+    rat: Vec<FfnPlan<RBig>>,
+}
+
+impl FfnStack {
+    /// Compiles `layers`.
+    pub fn new(layers: &[Ffn]) -> FfnStack {
+        FfnStack {
+            int: layers.iter().map(|f| FfnPlan::compile(f, true)).collect(),
+            rat: layers.iter().map(|f| FfnPlan::compile(f, true).expect("rationals represent every weight")).collect(),
         }
-        return zi.iter().map(|v| RBig::from(v.to_ibig())).collect();
     }
-    let mut zr = z.to_vec();
-    let mut h = Vec::new();
-    for f in layers {
-        FfnPlan::<RBig>::compile(f, true).expect("rationals represent every weight").apply(&mut zr, &mut h);
+
+    /// The column `z` (m registers) after every layer.
+    pub fn run(&self, z: &[RBig]) -> Vec<RBig> {
+        let ints: Option<Vec<Int>> = z.iter().map(Int::from_exact).collect();
+        let mut h = Vec::new();
+        if let (Some(mut zi), Some(plans)) = (ints, &self.int) {
+            for p in plans {
+                p.apply(&mut zi, &mut h);
+            }
+            return zi.iter().map(|v| RBig::from(v.to_ibig())).collect();
+        }
+        let mut zr = z.to_vec();
+        let mut h = Vec::new();
+        for p in &self.rat {
+            p.apply(&mut zr, &mut h);
+        }
+        zr
     }
-    zr
 }
 
 // ------------------------------------------------------------------------

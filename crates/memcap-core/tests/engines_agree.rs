@@ -65,6 +65,15 @@ fn int(v: i64) -> RBig {
     RBig::from(v)
 }
 
+/// A rows×cols matrix with the given (row, col, value) entries.
+fn sparse(rows: usize, cols: usize, entries: &[(usize, usize, i64)]) -> Sparse {
+    let mut s = Sparse::zeros(rows, cols);
+    for &(r, c, v) in entries {
+        s.push(r, c, int(v));
+    }
+    s
+}
+
 /// A random sparse integer matrix with entries in -2..=2.
 fn random_sparse(rng: &mut ChaCha8Rng, rows: usize, cols: usize, density: f64) -> Sparse {
     let mut s = Sparse::zeros(rows, cols);
@@ -256,8 +265,9 @@ fn baseline_fast_plans_agree_with_their_dense_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let others: Vec<Vec<u32>> = (0..40).map(|_| (0..5).map(|_| rng.gen_range(0..12)).collect()).collect();
     for net in [lookup_memorizer(&ds, 1).unwrap(), flat_ffn_memorizer(&ds, 1).unwrap()] {
+        let stack = net.compile();
         for s in seqs.iter().chain(&others) {
-            assert_eq!(net.eval_fast(s), net.eval_exact(s), "{}: {s:?}", net.name);
+            assert_eq!(net.eval_fast(&stack, s), net.eval_exact(s), "{}: {s:?}", net.name);
         }
         assert_eq!(net.count_memorized(&ds), ds.len(), "{}", net.name);
     }
@@ -270,33 +280,12 @@ fn reference_refuses_softmax_with_unequal_scores() {
     let mut model = random_model(3, 3, 3, 2, 1, Task::NextToken);
     model.config.attention = AttentionKind::Softmax;
     model.weights.blocks[0].heads = vec![Head {
-        wq: {
-            let mut s = Sparse::zeros(2, 3);
-            s.push(0, 0, int(1));
-            s
-        },
-        wk: {
-            let mut s = Sparse::zeros(2, 3);
-            s.push(0, 0, int(1));
-            s
-        },
-        wv: {
-            let mut s = Sparse::zeros(2, 3);
-            s.push(0, 0, int(1));
-            s
-        },
-        wo: {
-            let mut s = Sparse::zeros(3, 2);
-            s.push(1, 0, int(1));
-            s
-        },
+        wq: sparse(2, 3, &[(0, 0, 1)]),
+        wk: sparse(2, 3, &[(0, 0, 1)]),
+        wv: sparse(2, 3, &[(0, 0, 1)]),
+        wo: sparse(3, 2, &[(1, 0, 1)]),
     }];
-    model.weights.embed = {
-        let mut s = Sparse::zeros(3, 3);
-        s.push(0, 0, int(1));
-        s.push(0, 1, int(2));
-        s
-    };
+    model.weights.embed = sparse(3, 3, &[(0, 0, 1), (0, 1, 2)]);
     let toks = [eval::TokenValue::Id(0), eval::TokenValue::Id(1)];
     assert!(matches!(
         reference::forward(&model, &toks),

@@ -143,6 +143,7 @@ fn construct_family(t: &Task, drop: &str) -> Option<String> {
 
 fn short_family(t: &Task, swept: &str) -> String {
     let Task::Construct(c) = t else { return String::new() };
+    let c = &c.build;
     let d = &c.data;
     let mut parts = Vec::new();
     if swept != "n" {
@@ -359,7 +360,9 @@ fn table(recs: &[Rec]) -> Vec<Row> {
     let mut rows: BTreeMap<(Shape, String), Vec<&Rec>> = BTreeMap::new();
     for r in recs {
         if let Task::Construct(c) = &r.task {
-            rows.entry((shape(&r.task), format!("{}/{}/{}", c.input, c.positional, c.map))).or_default().push(r);
+            rows.entry((shape(&r.task), format!("{}/{}/{}", c.build.input, c.build.positional, c.build.map)))
+                .or_default()
+                .push(r);
         }
     }
     let mut out = Vec::new();

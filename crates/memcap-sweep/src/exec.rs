@@ -3,7 +3,7 @@
 //! ([`select_shard`]), validation of stored records ([`check_record`]) and the
 //! merged table ([`to_csv`]).
 
-use crate::plan::{canonical_json, CapacityTask, ConstructTask, Planned, Task, TrainTask, VerifyTask};
+use crate::plan::{canonical_json, BuildSpec, CapacityTask, ConstructTask, Planned, Task, TrainTask, VerifyTask};
 use memcap_core::construct::{construct, ConstructConfig};
 use memcap_core::gen::GenKind;
 use memcap_core::model::lower_bound_params;
@@ -134,7 +134,11 @@ where
 /// and from the CLI identify models and data the same way.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&sha2::Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// [`sha256_hex`] of the model's JSON (`Model::to_json`), streamed into the
@@ -143,7 +147,7 @@ pub fn model_digest(model: &memcap_core::Model) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     serde_json::to_writer(&mut h, model).expect("models serialize");
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
 }
 
 /// [`sha256_hex`] of the dataset's JSONL (`to_jsonl`), streamed line by line.
@@ -154,10 +158,10 @@ pub fn data_digest(ds: &memcap_core::Dataset) -> String {
         h.update(line.as_bytes());
         h.update(b"\n");
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
 }
 
-fn construct_config(c: &ConstructTask) -> ConstructConfig {
+fn construct_config(c: &BuildSpec) -> ConstructConfig {
     ConstructConfig {
         seed: c.data.seed,
         map: match c.map.as_str() {
@@ -171,16 +175,15 @@ fn construct_config(c: &ConstructTask) -> ConstructConfig {
     }
 }
 
-fn task_dataset(c: &ConstructTask) -> Result<memcap_core::Dataset, SweepError> {
+fn task_dataset(c: &BuildSpec) -> Result<memcap_core::Dataset, SweepError> {
     let kind = if c.input == "vectors" { GenKind::Vectors { d: c.dim } } else { GenKind::Ids };
     Ok(c.data.dataset(kind, c.positional)?)
 }
 
 fn run_verify(v: &VerifyTask) -> Result<TaskOutput, SweepError> {
-    let c = v.construct_task();
-    let ds = task_dataset(&c)?;
+    let ds = task_dataset(&v.build)?;
     let t0 = Instant::now();
-    let model = construct(&ds, &construct_config(&c))?.model;
+    let model = construct(&ds, &construct_config(&v.build))?.model;
     let construct_seconds = t0.elapsed().as_secs_f64();
     let (mh, dh) = (model_digest(&model), data_digest(&ds));
     let mut shard = memcap_core::verify::verify_shard(
@@ -204,9 +207,9 @@ fn run_verify(v: &VerifyTask) -> Result<TaskOutput, SweepError> {
 }
 
 fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {
-    let ds = task_dataset(c)?;
+    let ds = task_dataset(&c.build)?;
     let t0 = Instant::now();
-    let built = construct(&ds, &construct_config(c))?;
+    let built = construct(&ds, &construct_config(&c.build))?;
     let construct_seconds = t0.elapsed().as_secs_f64();
     let acc = built.model.accounting();
     let ver =

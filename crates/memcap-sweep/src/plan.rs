@@ -157,10 +157,11 @@ fn d_bisect() -> String {
     "bisect".into()
 }
 
-/// `memcap construct` on `memcap gen` data (token ids or vectors), with
-/// the construction seeded by `seed` as well.
+/// What a construct or verify task builds: the data (`memcap gen`, token ids
+/// or vectors) and the construction options, seeded by the data's `seed`.
+/// Flattened into the task JSON, so its keys sit beside `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConstructTask {
+pub struct BuildSpec {
     /// The data (N, n, vocab, num_classes, task, seed).
     #[serde(flatten)]
     pub data: DataSpec,
@@ -179,6 +180,15 @@ pub struct ConstructTask {
     /// Token-code width of the M1 map (default: derived from N).
     #[serde(default)]
     pub code_bits: Option<u32>,
+}
+
+/// `memcap construct` on `memcap gen` data (token ids or vectors), with
+/// the construction seeded by `seed` as well.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConstructTask {
+    /// Data and construction options.
+    #[serde(flatten)]
+    pub build: BuildSpec,
     /// Also run the exact verifier on every example.
     #[serde(default)]
     pub verify: bool,
@@ -192,43 +202,13 @@ pub struct ConstructTask {
 /// and data by their SHA-256).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyTask {
-    /// The data (N, n, vocab, num_classes, task, seed).
+    /// Data and construction options.
     #[serde(flatten)]
-    pub data: DataSpec,
-    /// `ids` or `vectors`.
-    #[serde(default = "d_input")]
-    pub input: String,
-    /// Dimension of vector tokens (ignored for ids).
-    #[serde(default = "d_dim")]
-    pub dim: usize,
-    /// `none` (default) or `learned`.
-    #[serde(default)]
-    pub positional: Positional,
-    /// `auto`, `m1` or `m2`.
-    #[serde(default = "d_auto")]
-    pub map: String,
-    /// Token-code width of the M1 map (default: derived from N).
-    #[serde(default)]
-    pub code_bits: Option<u32>,
+    pub build: BuildSpec,
     /// This shard's index I, 0 ≤ I < `shards`.
     pub shard: usize,
     /// The number of shards K.
     pub shards: usize,
-}
-
-impl VerifyTask {
-    /// The construction part of the task (what every shard rebuilds).
-    pub fn construct_task(&self) -> ConstructTask {
-        ConstructTask {
-            data: self.data.clone(),
-            input: self.input.clone(),
-            dim: self.dim,
-            positional: self.positional,
-            map: self.map.clone(),
-            code_bits: self.code_bits,
-            verify: false,
-        }
-    }
 }
 
 /// One training run of memcap-train on its random dataset.
@@ -399,10 +379,10 @@ impl Task {
     /// The task's data fields.
     pub fn data(&self) -> &DataSpec {
         match self {
-            Task::Construct(t) => &t.data,
+            Task::Construct(t) => &t.build.data,
             Task::Train(t) => &t.data,
             Task::Capacity(t) => &t.data,
-            Task::Verify(t) => &t.data,
+            Task::Verify(t) => &t.build.data,
         }
     }
 
@@ -429,11 +409,12 @@ impl Task {
                 Err(perr(format!("task.{key}"), format!("{v:?} is not one of {}", allowed.join(", "))))
             }
         };
+        let build = |b: &BuildSpec| -> Result<(), PlanError> {
+            one_of("input", &b.input, &["ids", "vectors"])?;
+            one_of("map", &b.map, &["auto", "m1", "m2"])
+        };
         match self {
-            Task::Construct(t) => {
-                one_of("input", &t.input, &["ids", "vectors"])?;
-                one_of("map", &t.map, &["auto", "m1", "m2"])?;
-            }
+            Task::Construct(t) => build(&t.build)?,
             Task::Train(t) => {
                 one_of("model", &t.model, &["transformer", "mlp"])?;
                 if t.steps == 0 || t.eval_every == 0 || !(t.lr > 0.0 && t.lr.is_finite()) {
@@ -441,18 +422,17 @@ impl Task {
                 }
             }
             Task::Verify(t) => {
-                one_of("input", &t.input, &["ids", "vectors"])?;
-                one_of("map", &t.map, &["auto", "m1", "m2"])?;
+                build(&t.build)?;
                 if t.shards == 0 || t.shard >= t.shards {
                     return Err(perr(
                         "task.shard",
                         format!("shard {} of {}: need 0 <= shard < shards", t.shard, t.shards),
                     ));
                 }
-                if t.shards > t.data.n_seqs {
+                if t.shards > d.n_seqs {
                     return Err(perr(
                         "task.shards",
-                        format!("{} shards for N = {}: need shards <= N", t.shards, t.data.n_seqs),
+                        format!("{} shards for N = {}: need shards <= N", t.shards, d.n_seqs),
                     ));
                 }
             }

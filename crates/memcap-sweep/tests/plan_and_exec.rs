@@ -44,10 +44,10 @@ fn construct_and_capacity_tasks_with_equal_data_fields_draw_the_same_dataset() {
     let (Task::Construct(c), Task::Capacity(k)) = (Task::from_value(&c).unwrap(), Task::from_value(&k).unwrap()) else {
         panic!("kinds")
     };
-    let a = c.data.dataset(GenKind::Ids, c.positional).unwrap();
+    let a = c.build.data.dataset(GenKind::Ids, c.build.positional).unwrap();
     let b = k.data.dataset(GenKind::Ids, k.positional).unwrap();
     assert_eq!(a, b);
-    assert_eq!(c.positional, Positional::None);
+    assert_eq!(c.build.positional, Positional::None);
 }
 
 #[test]
