@@ -41,6 +41,13 @@ pub struct SweepFlags {
     /// Skip the MLP baseline.
     #[arg(long)]
     pub no_mlp: bool,
+    /// Ignore the checkpoint (NAME.rows.jsonl in the output folder: one line
+    /// per finished search) and start again. Without it a run with the same
+    /// settings resumes from the checkpoint (after Ctrl-C, a crash or a Slurm
+    /// requeue; a finished run just re-renders), and one with other settings is
+    /// refused.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,8 +120,18 @@ fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name:
         None => None,
     };
     let total = spec.values.len() * spec.seeds.len() * (1 + usize::from(spec.mlp.is_some()));
+    let ckpt = Checkpoint::open(&out.join(format!("{name}.rows.jsonl")), &spec, text.as_deref(), f.fresh)?;
+    if !ckpt.done.is_empty() {
+        println!(
+            "resuming from {}: {} of {total} searches already done",
+            ckpt.path.display(),
+            ckpt.done.len().min(total)
+        );
+    }
     let pb = ProgressBar::new(total as u64);
-    let r = repro::size_sweep(&spec, text.as_deref(), &|row| {
+    pb.inc(ckpt.done.len().min(total) as u64);
+    let r = repro::size_sweep_resume(&spec, text.as_deref(), &ckpt.done, &|row| {
+        ckpt.append(row);
         let line = format!(
             "{} = {:5} {:12} seed {} → {} ({}){}",
             if name.starts_with("size_vs_N") { "N" } else { "n" },
@@ -141,7 +158,92 @@ fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name:
             None => println!("{}: too few memorizing sizes for a slope", s.family),
         }
     }
+    drop(ckpt);
     write(out, name, memcap_report::repro::size_sweep(&r)?)
+}
+
+/// The searches a size sweep has finished, one JSON line each after a header
+/// line that pins the settings (and the text's SHA-256), so an interrupted or
+/// preempted run (Slurm requeue, Ctrl-C) resumes where it stopped. Every
+/// search is a pure function of its settings, so a resumed run writes what an
+/// uninterrupted one would. It is kept after the run (re-running re-renders).
+struct Checkpoint {
+    path: PathBuf,
+    done: Vec<repro::SizeSweepRow>,
+    file: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl Checkpoint {
+    fn header(spec: &SizeSweepSpec, text: Option<&[u8]>) -> serde_json::Value {
+        // How many searches run at once does not change any result.
+        let spec = SizeSweepSpec { jobs: 0, ..spec.clone() };
+        serde_json::json!({
+            "memcap_repro_checkpoint": 1,
+            "spec": spec,
+            "text_sha256": text.map(memcap_sweep::exec::sha256_hex),
+        })
+    }
+
+    fn open(path: &Path, spec: &SizeSweepSpec, text: Option<&[u8]>, fresh: bool) -> Result<Self> {
+        use std::io::Write;
+        let header = Self::header(spec, text);
+        let mut done = Vec::new();
+        if !fresh && path.exists() {
+            let body = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let lines: Vec<&str> = body.lines().collect();
+            let first: Option<serde_json::Value> = lines.first().and_then(|l| serde_json::from_str(l).ok());
+            if first.as_ref() != Some(&header) {
+                return Err(InputError(format!(
+                    "{}: a checkpoint of a run with other settings (or not a checkpoint); \
+                     pass --fresh to start again, or another -o",
+                    path.display()
+                ))
+                .into());
+            }
+            for (i, line) in lines.iter().enumerate().skip(1) {
+                match serde_json::from_str::<repro::SizeSweepRow>(line) {
+                    Ok(row) => done.push(row),
+                    // A run killed mid-write leaves a torn last line: that search is redone.
+                    Err(_) if i + 1 == lines.len() && !body.ends_with('\n') => {}
+                    Err(e) => {
+                        return Err(
+                            InputError(format!("{}: line {}: not a search result: {e}", path.display(), i + 1)).into()
+                        )
+                    }
+                }
+            }
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        // Rewrite header + the rows kept (drops a torn line), then append.
+        let mut text_out = format!("{header}\n");
+        for r in &done {
+            text_out.push_str(&serde_json::to_string(r)?);
+            text_out.push('\n');
+        }
+        write_atomic(path, text_out.as_bytes())?;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        file.flush()?;
+        Ok(Checkpoint { path: path.to_path_buf(), done, file: std::sync::Mutex::new(Some(file)) })
+    }
+
+    /// Appends one finished search. A failed write only costs a redo on resume,
+    /// so it is reported, not fatal.
+    fn append(&self, row: &repro::SizeSweepRow) {
+        use std::io::Write;
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = guard.as_mut() {
+            let line = serde_json::to_string(row).map(|l| l + "\n");
+            if let Err(e) = line.map_err(std::io::Error::other).and_then(|l| f.write_all(l.as_bytes())) {
+                eprintln!("warning: cannot append to checkpoint {}: {e}", self.path.display());
+                *guard = None;
+            }
+        }
+    }
 }
 
 /// `memcap repro …`.

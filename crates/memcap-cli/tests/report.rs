@@ -208,3 +208,53 @@ fn report_re_renders_a_repro_folder() {
     let html = std::fs::read_to_string(rep.join("index.html")).unwrap();
     assert!(html.contains("<table>") && html.contains("fig2.png"), "{html}");
 }
+
+/// A size sweep keeps one checkpoint line per finished search: a re-run with
+/// the same settings reuses those lines instead of training again (an edited
+/// line shows up in the result), a torn last line is redone, and a run with
+/// other settings is refused (exit 2) unless `--fresh`.
+#[test]
+fn repro_size_sweep_resumes_from_its_checkpoint() {
+    let d = tmpdir("reprockpt");
+    let out = d.join("r");
+    let args =
+        ["repro", "-o", s(&out), "--threads", "1", "size-vs-n", "--values", "4,6", "--seeds", "0", "--steps", "4"];
+    ok(memcap(&args));
+    let ckpt = out.join("size_vs_n.rows.jsonl");
+    let body = std::fs::read_to_string(&ckpt).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 1 + 4, "header + 2 values × 2 families");
+    // Mark every finished search; the re-run must report the marks, not retrain.
+    let marked: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                return l.to_string();
+            }
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["report"]["reason"] = Value::from(format!("from the checkpoint {i}"));
+            v.to_string()
+        })
+        .collect();
+    // The last search torn mid-write: it is redone.
+    let last = marked.last().unwrap();
+    let torn = format!("{}\n{}", marked[..marked.len() - 1].join("\n"), &last[..last.len() / 2]);
+    std::fs::write(&ckpt, torn).unwrap();
+    let o = ok(memcap(&args));
+    assert!(stdout(&o).contains("3 of 4 searches already done"), "{}", stdout(&o));
+    let res: Value = serde_json::from_slice(&std::fs::read(out.join("size_vs_n.json")).unwrap()).unwrap();
+    let reasons: Vec<&str> =
+        res["rows"].as_array().unwrap().iter().map(|r| r["report"]["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.iter().filter(|r| r.starts_with("from the checkpoint")).count(), 3, "{reasons:?}");
+    // Other settings: refused, then --fresh starts again.
+    let mut other = args.to_vec();
+    *other.last_mut().unwrap() = "5";
+    let o = memcap(&other);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--fresh"), "{}", stderr(&o));
+    other.push("--fresh");
+    ok(memcap(&other));
+    let again = std::fs::read_to_string(&ckpt).unwrap();
+    assert!(!again.contains("from the checkpoint"));
+}

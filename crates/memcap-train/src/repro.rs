@@ -133,6 +133,16 @@ pub enum SweepVar {
     SeqLen,
 }
 
+impl SweepVar {
+    /// `N` or `n`, as in the paper.
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepVar::NSeqs => "N",
+            SweepVar::SeqLen => "n",
+        }
+    }
+}
+
 /// Where the sequences of a sweep come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -363,6 +373,22 @@ pub fn size_sweep(
     text: Option<&[u8]>,
     on_row: &(dyn Fn(&SizeSweepRow) + Sync),
 ) -> Result<SizeSweepResult> {
+    size_sweep_resume(spec, text, &[], on_row)
+}
+
+/// [`size_sweep`], reusing searches already done (say, read back from the
+/// checkpoint of a run that was preempted).
+///
+/// Each search is a pure function of (spec, value, family, seed), so a row of
+/// `done` whose key is in the sweep replaces that search; `on_row` is called
+/// only for the searches run now. Rows whose key is not in the sweep are
+/// ignored; a key given twice is an error (`InvalidConfig`).
+pub fn size_sweep_resume(
+    spec: &SizeSweepSpec,
+    text: Option<&[u8]>,
+    done: &[SizeSweepRow],
+    on_row: &(dyn Fn(&SizeSweepRow) + Sync),
+) -> Result<SizeSweepResult> {
     if spec.values.is_empty() || spec.seeds.is_empty() {
         return cfg_err("size sweep: need at least one value and one seed");
     }
@@ -392,10 +418,25 @@ pub fn size_sweep(
         .build()
         .map_err(|e| crate::error::TrainError::InvalidConfig(format!("thread pool: {e}")))?;
     use rayon::prelude::*;
+    let mut reused = std::collections::HashMap::new();
+    for r in done {
+        if reused.insert((r.value, r.family.as_str(), r.seed), r).is_some() {
+            return cfg_err(format!(
+                "size sweep: the search {} = {}, {}, seed {} was given twice",
+                spec.sweep.name(),
+                r.value,
+                r.family,
+                r.seed
+            ));
+        }
+    }
     let rows: Vec<SizeSweepRow> = pool.install(|| {
         work.par_iter()
             .zip(data.par_iter())
             .map(|(&(value, family, cs, seed), ds)| {
+                if let Some(&r) = reused.get(&(value, family, seed)) {
+                    return Ok(r.clone());
+                }
                 let cs = CapacitySpec { seeds: vec![seed], ..cs.clone() };
                 let report = capacity_search(&cs, ds, &mut |_| {})?;
                 let row = SizeSweepRow { value, family: family.into(), seed, report };
