@@ -13,7 +13,7 @@ use memcap_core::gen::{self, CorpusFormat, GenConfig, GenKind, TextSpec, TextUni
 use memcap_core::model::{lower_bound_params, AttentionKind, Model};
 use memcap_core::parse::ParseOptions;
 use memcap_core::verify::{verify as run_verify, Arith, VerifyReport};
-use memcap_core::{Dataset, Dedupe, MapChoice, Positional, Task};
+use memcap_core::{Dataset, Dedupe, MapChoice, Positional, Precision, Task};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -54,6 +54,13 @@ pub struct BuildOpts {
     /// Bits of the random token-id codes for M1 (default 2⌈log2 N⌉ + 2).
     #[arg(long)]
     pub code_bits: Option<u32>,
+    /// Arithmetic the model must be exact in. `exact`: rational weights of
+    /// Õ(√N) bits. `f64` / `f32`: every weight is a float of that type and the
+    /// forward pass in that dtype returns every label exactly in any summation
+    /// order (PyTorch, onnxruntime), proven by a certificate; more, smaller
+    /// blocks (token ids without learned positions).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub precision: Precision,
     /// Vocabulary size, if larger than the largest id + 1.
     #[arg(long)]
     pub vocab: Option<usize>,
@@ -76,6 +83,7 @@ impl BuildOpts {
             attention: AttentionKind::Softmax,
             dedupe: Dedupe::Error,
             code_bits: None,
+            precision: Precision::Exact,
             vocab: None,
             classes: None,
             max_vocab: memcap_core::Limits::default().max_vocab,
@@ -89,6 +97,7 @@ impl BuildOpts {
             positional: self.positional,
             attention: self.attention,
             code_bits: self.code_bits,
+            precision: self.precision,
             ..Default::default()
         }
     }
@@ -168,6 +177,34 @@ pub fn accounting_json(model: &Model, ds: &Dataset) -> serde_json::Value {
         "information_upper_bound_bits": ds.label_bits_upper(),
         "lower_bound_params_order": lower_bound_params(ds.len()),
     })
+}
+
+/// The float-exactness certificate, per stage, and the counting bound at
+/// that precision (P ≥ N·log2 C / B for B-bit weights).
+pub fn print_certificate(c: &memcap_core::certificate::FloatCertificate, model: &Model, ds: &Dataset, secs: f64) {
+    let b = c.dtype.mantissa_bits() as f64;
+    let bound = ds.label_bits() / b;
+    let nnz = model.accounting().params_nonzero as f64;
+    println!(
+        "certificate      {} {}: {} ({:.2} s)",
+        c.dtype.name(),
+        if c.certified { "exact" } else { "NOT exact" },
+        c.reason,
+        secs
+    );
+    for s in &c.stages {
+        println!(
+            "  {:<28} max |x| 2^{:<6.1} error bound {}",
+            s.stage,
+            s.max_abs_log2,
+            if s.max_error == 0.0 { "0 (exact)".to_string() } else { format!("{:.3e}", s.max_error) }
+        );
+    }
+    println!(
+        "counting bound   N·log2 C / B = {:.0} params at B = {b} bits; this model has {nnz:.0} nonzero ({:.1}×)",
+        bound,
+        nnz / bound.max(1.0)
+    );
 }
 
 pub fn print_construction(built: &Construction, ds: &Dataset, secs: f64) {

@@ -46,6 +46,15 @@ pub fn construct(a: ConstructArgs) -> Result<Outcome> {
         files.push(st.display().to_string());
     }
     let report = if a.verify { Some(verify_one(model, &ds, Arith::Exact, a.json)?) } else { None };
+    // A float-exact construction is only claimed with its certificate.
+    let cert = match a.opts.precision.float_type() {
+        Some(ft) => {
+            let t0 = std::time::Instant::now();
+            let c = memcap_core::certificate::certify(model, &ds, ft)?;
+            Some((c, t0.elapsed().as_secs_f64()))
+        }
+        None => None,
+    };
     if a.json {
         println!(
             "{}",
@@ -55,15 +64,25 @@ pub fn construct(a: ConstructArgs) -> Result<Outcome> {
                 "accounting": accounting_json(model, &ds),
                 "construct_seconds": secs,
                 "verify": report,
+                "certificate": cert.as_ref().map(|(c, _)| c),
+                "certificate_seconds": cert.as_ref().map(|(_, s)| s),
                 "files": files,
             }))?
         );
     } else {
         print_construction(&built, &ds, secs);
+        if let Some((c, s)) = &cert {
+            print_certificate(c, model, &ds, *s);
+        }
         if let Some(r) = &report {
             print_verify(r, None);
         }
         println!("wrote {}", files.join(", "));
+    }
+    if let Some((c, _)) = &cert {
+        if !c.certified {
+            anyhow::bail!("internal: the {} construction was not certified: {}", c.dtype.name(), c.reason);
+        }
     }
     Ok(match report {
         Some(r) if !r.all_memorized() => Outcome::NotMemorized,

@@ -38,6 +38,34 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::HashMap;
 
+mod float;
+
+/// The arithmetic a construction must be exact in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Exact rational arithmetic (weights of Õ(√N) bits; docs/construction.md §7).
+    #[default]
+    Exact,
+    /// Every weight an f64 and the f64 forward pass exact in any summation
+    /// order (docs/construction.md §14).
+    F64,
+    /// Every weight an f32 and the f32 forward pass exact in any summation order.
+    F32,
+}
+
+impl Precision {
+    /// The float type, or None for exact arithmetic.
+    pub fn float_type(self) -> Option<crate::certificate::FloatType> {
+        match self {
+            Precision::Exact => None,
+            Precision::F64 => Some(crate::certificate::FloatType::F64),
+            Precision::F32 => Some(crate::certificate::FloatType::F32),
+        }
+    }
+}
+
 /// Which contextual map to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -83,6 +111,9 @@ pub struct ConstructConfig {
     pub max_attempts: u32,
     /// Values to use instead of random draws (the docs/construction.md §8 worked example, tests).
     pub forced: Forced,
+    /// The arithmetic the model must be exact in: exact (default), f64 or f32
+    /// (docs/construction.md §14; token-id inputs without learned positions).
+    pub precision: Precision,
 }
 
 impl Default for ConstructConfig {
@@ -97,6 +128,7 @@ impl Default for ConstructConfig {
             rho: [None, None],
             max_attempts: 16,
             forced: Forced::default(),
+            precision: Precision::Exact,
         }
     }
 }
@@ -561,6 +593,9 @@ fn sums_injective(seqs: &[Vec<u32>], vals: &[IBig]) -> Result<Vec<IBig>, String>
 /// Builds a model that memorizes `ds` exactly (checked by the caller with
 /// [`crate::verify()`]). Fails on inconsistent data.
 pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, ConstructError> {
+    if let Some(ft) = cfg.precision.float_type() {
+        return float::construct_float(ds, cfg, ft);
+    }
     ds.validate()?;
     ds.check_consistency(cfg.positional)?;
     if cfg.steps_per_layer == 0 {

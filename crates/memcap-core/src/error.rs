@@ -181,6 +181,14 @@ pub enum ConstructError {
     /// Bad construction options.
     #[error("invalid construction option: {0}")]
     Config(String),
+    /// A float-exact construction (`--precision f64|f32`) cannot serve this data.
+    #[error("cannot build a {dtype}-exact model: {reason}")]
+    Precision {
+        /// `f64` or `f32`.
+        dtype: String,
+        /// Why, with the numbers.
+        reason: String,
+    },
 }
 
 /// Errors in a model file or in evaluating a model.

@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod baselines;
+pub mod certificate;
 pub mod construct;
 pub mod data;
 pub mod error;
@@ -59,7 +60,7 @@ pub mod reference;
 pub mod stats;
 pub mod verify;
 
-pub use construct::{construct, ConstructConfig, Construction, MapChoice};
+pub use construct::{construct, ConstructConfig, Construction, MapChoice, Precision};
 pub use data::{Dataset, Dedupe, Inputs, Labels, Positional, Task};
 pub use error::{ConstructError, DataError, ModelError};
 pub use limits::{LimitError, Limits};
