@@ -24,7 +24,10 @@ use crate::certificate::FloatType;
 
 /// Registers of the float memorizer.
 struct FloatRegs {
+    /// Primary key (compared by the steps).
     u: usize,
+    /// Secondary key (its fingerprint is matched); may equal `u`.
+    v: usize,
     w: usize,
     y: usize,
     c: usize,
@@ -36,6 +39,10 @@ struct FloatRegs {
     by: [usize; 2],
     /// Two banks of p_A step registers.
     s: Vec<usize>,
+    /// The key's fingerprint (key mod 2^b) being peeled.
+    fp: usize,
+    /// Two bit registers for the peeling.
+    xb: [usize; 2],
 }
 
 /// Largest word (bits) the float memorizer may pack: ρ·B ≤ p − ⌈log2(p_A+1)⌉
@@ -44,8 +51,48 @@ fn word_bits(p: u32, p_a: usize) -> usize {
     (p as usize).saturating_sub(ceil_log2(p_a + 1) as usize)
 }
 
+/// A point of the float memorizer: primary key u (the steps compare it),
+/// secondary key v (its fingerprint v mod 2^b is matched), label.
+type Point = (IBig, IBig, u64);
+
+/// Blocks of consecutive points (sorted by (u, v)) with at most ρ points
+/// whose fingerprints v mod 2^b are distinct, never splitting points of
+/// equal u (the steps cannot tell them apart): [start, end) index ranges,
+/// or None when one group of equal u does not fit a block.
+fn fingerprint_blocks(points: &[Point], rho: usize, b: usize) -> Option<Vec<(usize, usize)>> {
+    let modulus = IBig::ONE << b;
+    let fps: Vec<IBig> = points.iter().map(|x| &x.1 % &modulus).collect();
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut i = 0;
+    while i < points.len() {
+        let mut e = i + 1;
+        while e < points.len() && points[e].0 == points[i].0 {
+            e += 1;
+        }
+        let group = &fps[i..e];
+        if group.len() > rho || (1..group.len()).any(|k| group[..k].contains(&group[k])) {
+            return None;
+        }
+        let block = &fps[start..i];
+        if i - start + group.len() > rho || group.iter().any(|f| block.contains(f)) {
+            out.push((start, i));
+            start = i;
+        }
+        i = e;
+    }
+    out.push((start, points.len()));
+    Some(out)
+}
+
+/// Builds the float label memorizer (module docs): phase A selects the
+/// block by steps parked in scratch registers; meanwhile the top bits of
+/// the key are peeled off, leaving its fingerprint φ = key mod 2^b; phase B
+/// extracts each slot's fingerprint and label bit by bit and adds the label
+/// of the slot whose fingerprint equals φ. Blocks are cut so that the
+/// fingerprints inside one block are distinct.
 fn float_memorizer(
-    mut points: Vec<(IBig, u64)>,
+    mut points: Vec<Point>,
     rho: Option<usize>,
     p_a: usize,
     (m, q): (usize, usize),
@@ -59,42 +106,50 @@ fn float_memorizer(
         return Err(ConstructError::Config(format!("{role}: no points")));
     }
     for w in points.windows(2) {
-        if &w[1].0 - &w[0].0 < IBig::from(2) {
-            return Err(ConstructError::Config(format!("{role}: inputs {} and {} are closer than 2", w[0].0, w[1].0)));
+        if w[1].0 == w[0].0 && w[1].1 == w[0].1 {
+            return Err(ConstructError::Config(format!("{role}: key ({}, {}) given twice", w[0].0, w[0].1)));
         }
     }
     let p = points.len();
     let u_max = points[p - 1].0.clone();
-    let y_max = points.iter().map(|x| x.1).max().unwrap_or(0);
-    let b_u = bitlen(&(u_max + IBig::ONE));
-    let b_y = (64 - y_max.leading_zeros() as usize).max(1);
-    let b_max = b_u.max(b_y);
-    if b_max > word {
-        return Err(prec(format!(
-            "{role}: inputs need {b_u} bits and labels {b_y}; a packed word may hold at most {word} bits in {}",
-            ft.name()
-        )));
+    let v_max = points.iter().map(|x| x.1.clone()).max().unwrap_or(IBig::ZERO);
+    let y_max = points.iter().map(|x| x.2).max().unwrap_or(0);
+    let key_bits = ft.mantissa_bits() as usize - 1;
+    if bitlen(&(u_max + IBig::ONE)) > key_bits || bitlen(&(v_max.clone() + IBig::ONE)) > key_bits {
+        return Err(prec(format!("{role}: keys exceed {key_bits} bits in {}", ft.name())));
     }
-    let rho_cap = (word / b_max).max(1).min(p);
-    let depth_of = |rho: usize| {
-        let g = p.div_ceil(rho);
-        let a = if g > 1 { (g - 1).div_ceil(p_a) + 1 } else { 1 };
-        a + 1 + rho * (b_max + 1) + 1
+    let b_u = bitlen(&(v_max + IBig::ONE));
+    let b_y = (64 - y_max.leading_zeros() as usize).max(1);
+    if b_y > word {
+        return Err(prec(format!("{role}: labels need {b_y} bits; {} leaves {word}-bit words", ft.name())));
+    }
+    // (ρ, b, blocks, estimated nonzero params, depth) for a block size ρ.
+    let plan = |rho: usize| {
+        let b = b_u.min(word / rho);
+        let blocks = fingerprint_blocks(&points, rho, b)?;
+        let g = blocks.len();
+        let b_max = b.max(b_y);
+        let n_groups = (g - 1).div_ceil(p_a);
+        let n_x = b_u - b;
+        let pre = (n_groups + 1).max(if n_x > 0 { n_x + 1 } else { 0 });
+        let depth = pre + 1 + rho * (b_max + 1) + 1;
+        let params = 10 * (g - 1) + 9 * n_x + rho * (18 * b_max + 12);
+        Some((rho, b, blocks, params, depth))
     };
-    let rho = match rho {
-        Some(x) if x >= 1 && x <= rho_cap => x,
+    let rho_cap = (word / b_y).min(p).min(word);
+    let too_big = || prec(format!("{role}: more keys share one primary key than a {word}-bit word can tell apart"));
+    let (rho, b, blocks, _, depth) = match rho {
+        Some(x) if x >= 1 && x <= rho_cap => plan(x).ok_or_else(too_big)?,
         Some(x) if x > rho_cap => {
-            return Err(prec(format!(
-                "{role}: block size rho = {x} packs {} bits; {} allows at most rho = {rho_cap}",
-                x * b_max,
-                ft.name()
-            )))
+            return Err(prec(format!("{role}: block size rho = {x}: {} allows at most rho = {rho_cap}", ft.name())))
         }
         Some(_) => return Err(ConstructError::Config("rho must be at least 1".into())),
-        None => (1..=rho_cap).min_by_key(|&x| (depth_of(x), x)).unwrap_or(1),
+        None => (1..=rho_cap).filter_map(plan).min_by_key(|c| (c.3, c.4)).ok_or_else(too_big)?,
     };
-    let g = p.div_ceil(rho);
-    let depth = depth_of(rho);
+    let g = blocks.len();
+    let b_max = b.max(b_y);
+    let n_x = b_u - b;
+    let modulus = IBig::ONE << b;
     let pack = |vals: &mut dyn Iterator<Item = IBig>, bits: usize| {
         let mut acc = IBig::ZERO;
         for v in vals {
@@ -102,28 +157,35 @@ fn float_memorizer(
         }
         acc
     };
-    let slot = |j: usize, k: usize| points.get(j * rho + k);
+    let slot = |j: usize, k: usize| {
+        let (a, e) = blocks[j];
+        (a + k < e).then(|| &points[a + k])
+    };
     let w_blk: Vec<IBig> =
-        (0..g).map(|j| pack(&mut (0..rho).map(|k| slot(j, k).map_or(IBig::ZERO, |x| x.0.clone())), b_u)).collect();
+        (0..g).map(|j| pack(&mut (0..rho).map(|k| slot(j, k).map_or(IBig::ZERO, |x| &x.1 % &modulus)), b)).collect();
     let y_blk: Vec<IBig> =
-        (0..g).map(|j| pack(&mut (0..rho).map(|k| slot(j, k).map_or(IBig::ZERO, |x| IBig::from(x.1))), b_y)).collect();
-    let t_w = IBig::ONE << (rho * b_u - 1);
+        (0..g).map(|j| pack(&mut (0..rho).map(|k| slot(j, k).map_or(IBig::ZERO, |x| IBig::from(x.2))), b_y)).collect();
+    let t_w = IBig::ONE << (rho * b - 1);
     let t_y = IBig::ONE << (rho * b_y - 1);
     let c_y = IBig::ONE << b_y;
     let new_ffn =
         || Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
     let mut layers = Vec::with_capacity(depth);
 
-    // Phase A: layer k applies step group k−1 (bank (k−1) mod 2) and computes group k.
+    // Phase A (layer k applies step group k−1 and computes group k) and,
+    // alongside, the fingerprint: fp ← key, then peel bits 2^(b_u−1) … 2^b.
     let steps: Vec<usize> = (1..g).collect();
     let groups: Vec<&[usize]> = steps.chunks(p_a).collect();
-    for k in 0..=groups.len() {
+    let pre = (groups.len() + 1).max(if n_x > 0 { n_x + 1 } else { 0 });
+    let thr = |k: usize| IBig::ONE << (b_u - 1 - k);
+    let xu = 3 * p_a;
+    for k in 0..pre {
         let mut f = new_ffn();
         if k == 0 {
             f.b2.push(r.w, 0, ibig(w_blk[0].clone()));
             f.b2.push(r.y, 0, ibig(y_blk[0].clone()));
         }
-        if k > 0 {
+        if k > 0 && k <= groups.len() {
             let bank = (k - 1) % 2;
             for (i, &j) in groups[k - 1].iter().enumerate() {
                 let (unit, reg) = (2 * p_a + i, r.s[bank * p_a + i]);
@@ -136,7 +198,7 @@ fn float_memorizer(
         if let Some(grp) = groups.get(k) {
             let bank = k % 2;
             for (i, &j) in grp.iter().enumerate() {
-                let theta = points[j * rho].0.clone();
+                let theta = points[blocks[j].0].0.clone();
                 let reg = r.s[bank * p_a + i];
                 f.w1.push(2 * i, r.u, RBig::ONE);
                 f.b1.push(2 * i, 0, ibig(IBig::ONE - &theta));
@@ -146,12 +208,39 @@ fn float_memorizer(
                 f.w2.push(reg, 2 * i + 1, -RBig::ONE);
             }
         }
+        if n_x > 0 && k <= n_x {
+            // The value the next bit is read from: key (k = 0) or fp − T·x after this layer's subtraction.
+            let mut src: Vec<(usize, RBig)> = vec![(r.v, RBig::ONE)];
+            if k == 0 {
+                f.w1.push(xu, r.v, RBig::ONE);
+                f.w2.push(r.fp, xu, RBig::ONE);
+            } else {
+                let x = r.xb[(k - 1) % 2];
+                let t = ibig(thr(k - 1));
+                f.w1.push(xu, x, RBig::ONE);
+                f.w2.push(r.fp, xu, -t.clone());
+                f.w2.push(x, xu, -RBig::ONE);
+                src = vec![(r.fp, RBig::ONE), (x, -t)];
+            }
+            if k < n_x {
+                let t = thr(k);
+                for (d, off) in [(1, IBig::ONE - &t), (2, -t.clone())] {
+                    for (reg, w) in &src {
+                        f.w1.push(xu + d, *reg, w.clone());
+                    }
+                    f.b1.push(xu + d, 0, ibig(off));
+                }
+                let z = r.xb[k % 2];
+                f.w2.push(z, xu + 1, RBig::ONE);
+                f.w2.push(z, xu + 2, -RBig::ONE);
+            }
+        }
         layers.push(f);
     }
+    let fp = if n_x > 0 { r.fp } else { r.v };
 
-    // Phase B. `bit(f, units, big, t, into)`: into ← clamp(a·big − 2t·x − t + 1)
-    // where (a, x) = (1, none) for the first bit, (2, the bit in use) after.
-    let (n_w, n_y) = (rho * b_u, rho * b_y);
+    // Phase B. First bits: into ← clamp(big − t + 1).
+    let (n_w, n_y) = (rho * b, rho * b_y);
     let mut f = new_ffn();
     for (base, big, t, into) in [(0, r.w, &t_w, r.bw[0]), (2, r.y, &t_y, r.by[0])] {
         f.w1.push(base, big, RBig::ONE);
@@ -196,8 +285,8 @@ fn float_memorizer(
                     f.w2.push(z, base + 4, -RBig::ONE);
                 }
             };
-            if l < b_u {
-                shift(0, r.w, r.c, &t_w, &r.bw, slot_q * b_u + l, n_w);
+            if l < b {
+                shift(0, r.w, r.c, &t_w, &r.bw, slot_q * b + l, n_w);
             }
             if l < b_y {
                 shift(5, r.y, r.lab, &t_y, &r.by, slot_q * b_y + l, n_y);
@@ -207,15 +296,15 @@ fn float_memorizer(
             }
             layers.push(f);
         }
-        // match ← trapezoid(u − c): 1 at 0, 0 for |Δ| ≥ 2.
+        // match ← triangle(fp − c): 1 at 0, 0 at every other integer.
         let mut f = new_ffn();
         f.w1.push(0, r.mat, RBig::ONE);
         f.w2.push(r.mat, 0, -RBig::ONE);
-        for (k, (off, sign)) in [(1i64, 1i64), (0, -1), (-1, -1), (-2, 1)].into_iter().enumerate() {
-            f.w1.push(k + 1, r.u, RBig::ONE);
+        for (k, (off, weight)) in [(1i64, 1i64), (0, -2), (-1, 1)].into_iter().enumerate() {
+            f.w1.push(k + 1, fp, RBig::ONE);
             f.w1.push(k + 1, r.c, -RBig::ONE);
             f.b1.push(k + 1, 0, ibig(off));
-            f.w2.push(r.mat, k + 1, ibig(sign));
+            f.w2.push(r.mat, k + 1, ibig(weight));
         }
         layers.push(f);
     }
@@ -226,16 +315,17 @@ fn float_memorizer(
     let params_nonzero =
         layers.iter().map(|f| f.w1.entries.len() + f.b1.entries.len() + f.w2.entries.len() + f.b2.entries.len()).sum();
     let params_dense = layers.len() * (4 * m + 2 * m * q + q + m);
+    let depth = layers.len();
     Ok((
         layers,
         MemorizerInfo {
-            role: role.to_string(),
+            role: format!("{role} (fingerprint key mod 2^{b})"),
             points: p,
             rho,
             groups: g,
             b_u,
             b_y,
-            depth: depth_of(rho),
+            depth,
             params_nonzero,
             params_dense,
         },
@@ -244,6 +334,12 @@ fn float_memorizer(
 
 /// Builds a model whose forward pass in `ft` memorizes `ds` (module docs).
 /// Token-id inputs without learned positions, next-token or seq2seq.
+///
+/// One limb when a key K·S + t fits the dtype (f64 up to large N): u = v =
+/// K·S + t. Otherwise three heads hash the multiset into S1, S2, S3 (each
+/// small enough to survive the attention's rounding), the steps compare
+/// u = S1 + A·S2 + t (A as large as the dtype allows, so few sequences share
+/// u) and the fingerprint is taken of v = S1 + 3·S2 + 5·S3 + t.
 pub(super) fn construct_float(
     ds: &Dataset,
     cfg: &ConstructConfig,
@@ -278,104 +374,71 @@ pub(super) fn construct_float(
     let codes: Vec<IBig> = (0..omega).map(|i| IBig::from(2 * i)).collect();
     let r_t = IBig::from(2 * omega.saturating_sub(1));
     let k_scale = &r_t + IBig::from(2);
-    // Hash range M: birthday-safe 2N² when the dtype allows; the attention
-    // error of S = Σ h must stay below 1/4 (S ≤ 2^p / (4(n+4))) and keys
-    // K·S + t must fit the memorizer's word.
     let word = word_bits(p, cfg.steps_per_layer);
-    let two_p = IBig::ONE << p as usize;
-    let s_budget = &two_p / IBig::from(4 * (n + 4));
-    let key_budget = ((IBig::ONE << (word - 1)) - &r_t) / &k_scale;
-    let s_max = s_budget.min(key_budget);
-    let m_budget = &s_max / IBig::from(n) + IBig::ONE;
+    // A sum S of n hashes must stay ≤ 2^p / (4(n+4)): then the attention's
+    // rounding error is below 1/4 and the snap returns S exactly.
+    // When n is a power of two, 1/n is a float and the mean is exact while
+    // S < 2^(p−2) (the snap's binade still needs that bound).
+    let s_budget = if n.is_power_of_two() {
+        (IBig::ONE << (p as usize - 2)) - IBig::ONE
+    } else {
+        (IBig::ONE << p as usize) / IBig::from(4 * (n + 4))
+    };
     let m0 = IBig::ONE << bitlen(&IBig::from(2 * (n_seq as u64).pow(2)));
-    let big_m = m0.clone().min(m_budget.clone());
+    // Keys are integers below 2^(p−1).
+    let key_max = (IBig::ONE << (p as usize - 1)) - IBig::ONE;
+    // One limb: K·S + t ≤ 2^(p−1) − 1.
+    let s1 = s_budget.clone().min((&key_max - &r_t) / &k_scale);
+    let m1 = (&s1 / IBig::from(n) + IBig::ONE).min(m0.clone());
+    // Three limbs: S1 + 3·S2 + 5·S3 + t ≤ 2^(p−1) − 1, and u = S1 + A·S2 + t
+    // with A as large as fits (so that few sequences share u).
+    let s3 = s_budget.clone().min((&key_max - &r_t) / IBig::from(9));
+    let m3 = &s3 / IBig::from(n) + IBig::ONE;
+    let s3_max = IBig::from(n) * (&m3 - IBig::ONE);
+    let spread = if s3_max > IBig::ZERO { (&key_max - &r_t - &s3_max) / &s3_max } else { IBig::ONE };
+    let spread = spread.max(IBig::ONE);
+    let limbs = if m1 == m0 || m1 >= m3 { 1 } else { 3 };
+    let big_m = if limbs == 1 { m1.clone() } else { m3.clone() };
     if big_m < IBig::from(2) {
         return Err(prec(format!(
-            "sums of n = {n} token hashes must stay below {s_max} to survive the attention's rounding and fit a \
-             {word}-bit key; that leaves no room for a hash (V = {omega} tokens)"
+            "sums of n = {n} token hashes must stay below {s_budget} to survive the attention's rounding; that \
+             leaves no room for a hash"
         )));
     }
-    let mut found = None;
-    let mut attempts = 0;
-    for _ in 0..cfg.max_attempts {
-        attempts += 1;
-        let h: Vec<IBig> = (0..omega).map(|_| random_below(&mut rng, &big_m)).collect();
-        if let Ok(s) = sums_injective(&seqs, &h) {
-            found = Some((h, s));
-            break;
-        }
-    }
-    let (hashes, sums) = found.ok_or_else(|| {
-        prec(format!(
-            "in {attempts} draws, sums of n = {n} hashes below M = {big_m} collided on two distinct multisets; {} \
-             allows hashes below {m_budget} here, and N = {n_seq} sequences want about {m0} (a multi-limb key \
-             would be needed)",
-            ft.name()
-        ))
-    })?;
-
-    let p_a = cfg.steps_per_layer;
-    let q = (3 * p_a).max(11);
-    let mut names: Vec<String> = ["tok", "h", "sid", "S", "key", "W", "Y", "c", "lab", "match", "out", "bW0", "bW1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    names.extend(["bY0", "bY1"].iter().map(|s| s.to_string()));
-    names.extend((0..2 * p_a).map(|i| format!("s{i}")));
-    let reg = |s: &str| names.iter().position(|x| x == s).expect("register exists");
-    let m = names.len();
-    let (tok, h, sid, s_reg, key, out) = (reg("tok"), reg("h"), reg("sid"), reg("S"), reg("key"), reg("out"));
-    let new_ffn =
-        || Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
-    let mut blocks = Vec::new();
-    // Block 0: sid = n·mean(h); S = ReLU(sid + C) − C.
-    let head = {
-        let mut wv = Sparse::zeros(1, m);
-        wv.push(0, h, RBig::ONE);
-        let mut wo = Sparse::zeros(m, 1);
-        wo.push(sid, 0, ibig(n as u64));
-        Head { wq: Sparse::zeros(1, m), wk: Sparse::zeros(1, m), wv, wo }
-    };
-    let snap = IBig::from(3) << (p as usize - 2);
-    let mut f0 = new_ffn();
-    f0.w1.push(0, sid, RBig::ONE);
-    f0.b1.push(0, 0, ibig(snap.clone()));
-    f0.w2.push(s_reg, 0, RBig::ONE);
-    f0.b2.push(s_reg, 0, ibig(-snap.clone()));
-    blocks.push(Block { heads: vec![head], ffn: f0 });
-    // Block 1: key = K·S + tok.
-    let mut f1 = new_ffn();
-    f1.w1.push(0, s_reg, ibig(k_scale.clone()));
-    f1.w1.push(0, tok, RBig::ONE);
-    f1.w2.push(key, 0, RBig::ONE);
-    blocks.push(Block { heads: Vec::new(), ffn: f1 });
-
-    // Keys and labels.
+    // Keys of every claimed position: ((u, v), label).
     let label_rows = ds.label_rows();
     let positions: Vec<usize> = match ds.task() {
         Task::NextToken => vec![n - 1],
         Task::Seq2seq => (0..n).collect(),
     };
-    let mut key_label: HashMap<IBig, u64> = HashMap::new();
-    for (i, s) in seqs.iter().enumerate() {
-        for (j, &k) in positions.iter().enumerate() {
-            if label_rows[i][j] == crate::data::IGNORE {
-                continue;
-            }
-            let kv = &k_scale * &sums[i] + &codes[s[k] as usize];
-            let y = label_rows[i][j] as u64;
-            if let Some(prev) = key_label.insert(kv.clone(), y) {
-                if prev != y {
-                    return Err(ConstructError::Config(format!(
-                        "key {kv} carries labels {prev} and {y} (consistency check missed a conflict)"
-                    )));
-                }
-            }
-        }
+    let p_a = cfg.steps_per_layer;
+    let q = (3 * p_a + 3).max(11);
+    let mut names: Vec<String> = vec!["tok".into()];
+    for l in 1..=limbs {
+        names.push(format!("h{l}"));
     }
-    let label_keys = key_label.len();
+    for l in 1..=limbs {
+        names.push(format!("sid{l}"));
+    }
+    for l in 1..=limbs {
+        names.push(format!("S{l}"));
+    }
+    names.push("key".into());
+    if limbs > 1 {
+        names.push("key2".into());
+    }
+    names.extend(
+        ["W", "Y", "c", "lab", "match", "out", "bW0", "bW1", "bY0", "bY1", "fp", "xb0", "xb1"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    names.extend((0..2 * p_a).map(|i| format!("s{i}")));
+    let reg = |s: &str| names.iter().position(|x| x == s).expect("register exists");
+    let m = names.len();
+    let (tok, key, out) = (reg("tok"), reg("key"), reg("out"));
     let regs = FloatRegs {
         u: key,
+        v: if limbs == 1 { key } else { reg("key2") },
         w: reg("W"),
         y: reg("Y"),
         c: reg("c"),
@@ -385,22 +448,127 @@ pub(super) fn construct_float(
         bw: [reg("bW0"), reg("bW1")],
         by: [reg("bY0"), reg("bY1")],
         s: (0..2 * p_a).map(|i| reg(&format!("s{i}"))).collect(),
+        fp: reg("fp"),
+        xb: [reg("xb0"), reg("xb1")],
     };
-    let (layers, info) = float_memorizer(
-        key_label.into_iter().collect(),
-        cfg.rho[1],
-        p_a,
-        (m, q),
-        &regs,
-        "label: key -> out",
-        (ft, word),
-    )?;
+    let shift = 40usize; // limbs packed into one integer for the injectivity check (each < 2^40)
+    let mut found = None;
+    let (mut attempts, mut good) = (0, 0);
+    let mut why = String::new();
+    'draws: for _ in 0..cfg.max_attempts {
+        attempts += 1;
+        let h: Vec<Vec<IBig>> =
+            (0..limbs).map(|_| (0..omega).map(|_| random_below(&mut rng, &big_m)).collect()).collect();
+        let packed: Vec<IBig> =
+            (0..omega).map(|t| (0..limbs).map(|l| &h[l][t] << (shift * l)).fold(IBig::ZERO, |a, b| a + b)).collect();
+        let sums = match sums_injective(&seqs, &packed) {
+            Ok(s) => s,
+            Err(e) => {
+                why = e;
+                continue;
+            }
+        };
+        let mask = (IBig::ONE << shift) - IBig::ONE;
+        let limb = |s: &IBig, l: usize| (s >> (shift * l)) & &mask;
+        let mut key_label: HashMap<(IBig, IBig), u64> = HashMap::new();
+        for (i, s) in seqs.iter().enumerate() {
+            let sl: Vec<IBig> = (0..limbs).map(|l| limb(&sums[i], l)).collect();
+            for (j, &k) in positions.iter().enumerate() {
+                if label_rows[i][j] == crate::data::IGNORE {
+                    continue;
+                }
+                let t = &codes[s[k] as usize];
+                let (u, v) = if limbs == 1 {
+                    let u = &k_scale * &sl[0] + t;
+                    (u.clone(), u)
+                } else {
+                    (&sl[0] + &spread * &sl[1] + t, &sl[0] + IBig::from(3) * &sl[1] + IBig::from(5) * &sl[2] + t)
+                };
+                let y = label_rows[i][j] as u64;
+                if let Some(prev) = key_label.insert((u, v), y) {
+                    if prev != y {
+                        why = "two keys with different labels share (S1 + A·S2 + t, S1 + 3·S2 + 5·S3 + t)".into();
+                        continue 'draws;
+                    }
+                }
+            }
+        }
+        // Build the memorizer; with several limbs, keep the best of a few
+        // draws (how many sequences share a primary key varies by draw).
+        let n_keys = key_label.len();
+        let points: Vec<Point> = key_label.into_iter().map(|((u, v), y)| (u, v, y)).collect();
+        match float_memorizer(points, cfg.rho[1], p_a, (m, q), &regs, "label: key -> out", (ft, word)) {
+            Ok((layers, info)) => {
+                let better = found.as_ref().is_none_or(|(_, _, _, best): &(_, _, usize, MemorizerInfo)| {
+                    info.params_nonzero < best.params_nonzero
+                });
+                if better {
+                    found = Some((h, layers, n_keys, info));
+                }
+                good += 1;
+                if limbs == 1 || good >= 4 {
+                    break;
+                }
+            }
+            Err(e) => why = e.to_string(),
+        }
+    }
+    let (hashes, layers, info_keys, info) = found.ok_or_else(|| {
+        prec(format!(
+            "in {attempts} draws of {limbs} hash(es) below M = {big_m}: {why}; {} keeps every sum of n = {n} \
+             hashes below {s_budget}, and N = {n_seq} sequences want hashes up to about {m0}",
+            ft.name()
+        ))
+    })?;
+
+    let new_ffn =
+        || Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
+    let mut blocks = Vec::new();
+    // Block 0: sid_l = n·mean(h_l); S_l = ReLU(sid_l + C) − C.
+    let snap = IBig::from(3) << (p as usize - 2);
+    let mut heads = Vec::new();
+    let mut f0 = new_ffn();
+    for l in 1..=limbs {
+        let (h, sid, s_reg) = (reg(&format!("h{l}")), reg(&format!("sid{l}")), reg(&format!("S{l}")));
+        let mut wv = Sparse::zeros(1, m);
+        wv.push(0, h, RBig::ONE);
+        let mut wo = Sparse::zeros(m, 1);
+        wo.push(sid, 0, ibig(n as u64));
+        heads.push(Head { wq: Sparse::zeros(1, m), wk: Sparse::zeros(1, m), wv, wo });
+        f0.w1.push(l - 1, sid, RBig::ONE);
+        f0.b1.push(l - 1, 0, ibig(snap.clone()));
+        f0.w2.push(s_reg, l - 1, RBig::ONE);
+        f0.b2.push(s_reg, 0, ibig(-snap.clone()));
+    }
+    blocks.push(Block { heads, ffn: f0 });
+    // Block 1: the keys.
+    let mut f1 = new_ffn();
+    if limbs == 1 {
+        f1.w1.push(0, reg("S1"), ibig(k_scale.clone()));
+        f1.w1.push(0, tok, RBig::ONE);
+        f1.w2.push(key, 0, RBig::ONE);
+    } else {
+        f1.w1.push(0, reg("S1"), RBig::ONE);
+        f1.w1.push(0, reg("S2"), ibig(spread.clone()));
+        f1.w1.push(0, tok, RBig::ONE);
+        f1.w2.push(key, 0, RBig::ONE);
+        for (l, c) in [(1, 1), (2, 3), (3, 5)] {
+            f1.w1.push(1, reg(&format!("S{l}")), ibig(c));
+        }
+        f1.w1.push(1, tok, RBig::ONE);
+        f1.w2.push(reg("key2"), 1, RBig::ONE);
+    }
+    blocks.push(Block { heads: Vec::new(), ffn: f1 });
+
+    let label_keys = info_keys;
     blocks.extend(layers.into_iter().map(|ffn| Block { heads: Vec::new(), ffn }));
 
     let mut embed = Sparse::zeros(m, ds.input_dim());
     for (i, &id) in ids.iter().enumerate() {
         embed.push(tok, id as usize, ibig(codes[i].clone()));
-        embed.push(h, id as usize, ibig(hashes[i].clone()));
+        for (l, hl) in hashes.iter().enumerate() {
+            embed.push(reg(&format!("h{}", l + 1)), id as usize, ibig(hl[i].clone()));
+        }
     }
     let mut readout = Sparse::zeros(1, m);
     readout.push(0, out, RBig::ONE);
@@ -416,24 +584,35 @@ pub(super) fn construct_float(
         width: m,
         ffn_width: q,
         blocks: blocks.len(),
-        heads: 1,
+        heads: limbs,
         head_dim: 1,
         attention: cfg.attention,
         attention_blocks: vec![0],
         registers: names.clone(),
     };
+    let map_reason = if limbs == 1 {
+        format!(
+            "{}: sums S of per-token hashes h < {big_m} are injective on the distinct multisets (draw {attempts}); \
+             the attention output is snapped back to S; key K·S + t",
+            ft.name()
+        )
+    } else {
+        format!(
+            "{}: three heads sum hashes h1, h2, h3 < {big_m} (a single sum would need hashes up to {m0}, beyond what \
+             {} can average without error); the triple is injective on the distinct multisets (draw {attempts}); \
+             steps compare S1 + {spread}·S2 + t, fingerprints come from S1 + 3·S2 + 5·S3 + t",
+            ft.name(),
+            ft.name()
+        )
+    };
     let info = ConstructionInfo {
         seed: cfg.seed,
         map: "M1".into(),
-        map_reason: format!(
-            "{}: sums of per-token hashes h < {big_m} are injective on the distinct multisets (draw {attempts}); the \
-             attention output is snapped back to that integer sum",
-            ft.name()
-        ),
+        map_reason,
         positional: Positional::None,
         distinct_units: omega,
         code_range: r_t.to_string(),
-        key_scale: k_scale.to_string(),
+        key_scale: if limbs == 1 { k_scale.to_string() } else { "1 (multi-limb)".into() },
         hash_range: big_m.to_string(),
         projection: None,
         attempts: (1, attempts),
