@@ -67,8 +67,9 @@ def main():
             onnx.checker.check_model(onnx_path)
             sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
             name = sess.get_inputs()[0].name
-            runs["onnxruntime"] = np.concatenate([sess.run(None, {name: x[i:j]})[0] for i, j in batches(N)])
-        print(f"model {a.dir}: constructed, float_exact = {cfg.get('float_exact')}")
+            xo = x.astype(np.float32) if vectors and cfg.get("torch_dtype") == "float32" else x
+            runs["onnxruntime"] = np.concatenate([sess.run(None, {name: xo[i:j]})[0] for i, j in batches(N)])
+        print(f"model {a.dir}: constructed, {cfg.get('torch_dtype')}, float_exact = {cfg.get('float_exact')}")
         for name, out in runs.items():
             got = out[:, cols]
             exact = int((got == labels).all(axis=1).sum())

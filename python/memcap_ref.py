@@ -3,7 +3,8 @@ DIR/model.safetensors and runs the forward pass, independently of memcap.
 
 Two kinds of folders:
 * `memcap export MODEL -o DIR` (model_type "memcap-constructed"): the
-  README "Model format" pass in float64, tokens as rows:
+  README "Model format" pass in the export's dtype (config.json
+  "torch_dtype": float64, or float32), tokens as rows:
   Z = W_E[:, tok]^T + b_E (+ P^T); per block Z += sum_h softmax(Q K^T) V W_O^T
   (hardmax: ties averaged); Z += relu(Z W_1^T + b_1) W_2^T + b_2;
   out = Z w_o^T + b_o. Returns out [B, n] (next-token: column n-1).
@@ -24,9 +25,13 @@ def load(folder):
     """(module, config) for an export folder or a training run folder."""
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
-    w = {k: v.to(torch.float64) for k, v in load_file(os.path.join(folder, "model.safetensors")).items()}
     if cfg.get("model_type") == "memcap-constructed":
+        # Constructed models run in the dtype they were exported in
+        # (config.json "torch_dtype": float64, or float32 for --precision f32).
+        dtype = torch.float32 if cfg.get("torch_dtype") == "float32" else torch.float64
+        w = {k: v.to(dtype) for k, v in load_file(os.path.join(folder, "model.safetensors")).items()}
         return Constructed(cfg, w), cfg
+    w = {k: v.to(torch.float64) for k, v in load_file(os.path.join(folder, "model.safetensors")).items()}
     kind = cfg["model"]["kind"]
     return (TrainedTransformer if kind == "transformer" else TrainedMlp)(cfg["model"], w), cfg
 
@@ -36,10 +41,10 @@ class Constructed(torch.nn.Module):
         super().__init__()
         self.cfg, self.w = cfg, w
 
-    def forward(self, x):  # ids: int64 [B, n]; vectors: float64 [B, n, d]
+    def forward(self, x):  # ids: int64 [B, n]; vectors: float [B, n, d]
         w, c = self.w, self.cfg
         emb = w["embed.weight"]  # [m, d]
-        z = emb.T[x] if c["input_kind"] == "ids" else x @ emb.T
+        z = emb.T[x] if c["input_kind"] == "ids" else x.to(emb.dtype) @ emb.T
         z = z + w["embed.bias"]
         if "pos.weight" in w:
             z = z + w["pos.weight"].T

@@ -3,14 +3,14 @@
 //! comparison: lookup and flattened-input FFN memorizers, published bound
 //! formulas, memcap's construction and the trained minimum in one table).
 //!
-//! Glue only: the float-exactness decision runs memcap-core's exact and f64
-//! engines side by side; the baselines are built and checked by
+//! Glue only: the float-exactness verdict is memcap-core's certificate; the baselines are built and checked by
 //! `memcap_core::baselines`.
 
 use crate::args::Outcome;
 use crate::io::{read_dataset, read_model, write_atomic, InputError};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use memcap_core::certificate::FloatType;
 use memcap_core::model::{InputSpec, Model};
 use memcap_core::parse::ParseOptions;
 use memcap_core::{Dataset, Dedupe};
@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
 pub enum ExportFormat {
-    /// DIR/model.safetensors (f64, PyTorch layout) + DIR/config.json.
+    /// DIR/model.safetensors (f64 or --dtype, PyTorch layout) + DIR/config.json.
     Safetensors,
-    /// DIR/model.onnx (opset 13, f64) + DIR/config.json.
+    /// DIR/model.onnx (opset 13, f64 or --dtype) + DIR/config.json.
     Onnx,
 }
 
@@ -39,15 +39,17 @@ pub struct ExportArgs {
     /// Output directory (created; files are written atomically).
     #[arg(short, long)]
     out: PathBuf,
-    /// Dataset to decide float-exactness on (f64 forward pass vs exact, all intermediates).
+    /// Dataset to certify float-exactness on (every example, every stage, any
+    /// summation order; see `memcap construct --precision`).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Float type of the written weights (and of the ONNX graph). Default:
+    /// f32 for a model constructed with `--precision f32`, else f64.
+    #[arg(long, value_enum)]
+    dtype: Option<FloatType>,
     /// Inconsistent labels in --data: error, or keep the majority label.
     #[arg(long, value_enum, default_value = "error")]
     dedupe: Dedupe,
-    /// Trace at most this many examples of --data register by register (exact vs f64).
-    #[arg(long, default_value_t = 1000)]
-    check_limit: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -78,20 +80,25 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
     }
     let model = read_model(&a.model, &a.limits.limits())?;
     let ds = a.data.as_deref().map(|p| read_data_for(&model, p, a.dedupe)).transpose()?;
-    let fe = float_exactness(&model, ds.as_ref(), a.check_limit).map_err(|e| InputError(e.to_string()))?;
+    let dtype = a.dtype.unwrap_or(if model.construction.get("precision").and_then(|v| v.as_str()) == Some("f32") {
+        FloatType::F32
+    } else {
+        FloatType::F64
+    });
+    let fe = float_exactness(&model, ds.as_ref(), dtype).map_err(|e| InputError(e.to_string()))?;
     let cfg = hf_config(&model, &fe);
     let weights = match a.format {
         ExportFormat::Safetensors => a.out.join("model.safetensors"),
         ExportFormat::Onnx => a.out.join("model.onnx"),
     };
     let bytes = match a.format {
-        ExportFormat::Safetensors => memcap_export::to_safetensors(&model)?,
+        ExportFormat::Safetensors => memcap_export::to_safetensors_as(&model, dtype)?,
         ExportFormat::Onnx => {
             let meta = vec![
                 ("float_exact".to_string(), json!(fe.float_exact).to_string()),
                 ("memcap_config".to_string(), serde_json::to_string(&model.config)?),
             ];
-            memcap_export::to_onnx(&model, &meta)
+            memcap_export::to_onnx_as(&model, &meta, dtype)
         }
     };
     write_atomic(&weights, &bytes).with_context(|| format!("writing {}", weights.display()))?;
@@ -111,16 +118,7 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
             Some(false) => "NOT float-exact",
             None => "float-exactness unknown",
         };
-        println!("float exactness  {verdict}: {}", fe.basis);
-        if let Some(l) = fe.max_intermediate_log2 {
-            println!(
-                "                 largest exact intermediate 2^{l:.1}; weights inexact in f64: {}",
-                fe.weights_inexact_f64
-            );
-        }
-        if let Some(d) = &fe.first_state_divergence {
-            println!("                 first f64 state divergence: {d}");
-        }
+        println!("float exactness  {verdict} in {}: {}", dtype.name(), fe.basis);
     }
     Ok(Outcome::Ok)
 }

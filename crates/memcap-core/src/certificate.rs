@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 /// An IEEE 754 binary float type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum FloatType {
     /// binary32: p = 24 mantissa bits.
@@ -405,7 +406,8 @@ pub fn certify(model: &Model, ds: &Dataset, dtype: FloatType) -> Result<FloatCer
         for (h, hd) in b.heads.iter().enumerate() {
             if !hd.wq.entries.is_empty() && !hd.wk.entries.is_empty() {
                 return Ok(refuse(format!(
-                    "block {l} head {h}: attention scores depend on the input, so softmax weights are not exact"
+                    "block {l} head {h}: attention scores depend on the input, so softmax weights are irrational \
+                     (and rounded hardmax scores may tie differently)"
                 )));
             }
             hs.push(HeadRows {
@@ -643,7 +645,12 @@ fn attention(
                     mag += w.abs_up() * (mx.abs + mx.e);
                 }
                 let x = numer.div_exact(n as u64).ok_or_else(|| {
-                    format!("{}: register {r} holds {}/{n}, which no binary float holds", what(), numer.to_f64())
+                    format!(
+                        "{}: register {r} holds an average over n = {n} tokens, {}/{n}, which no binary float \
+                         holds (1/{n} is not a float)",
+                        what(),
+                        numer.to_f64()
+                    )
                 })?;
                 Val { x, e: up(prop + rules.gamma(entries.len() + 1) * mag) }
             };

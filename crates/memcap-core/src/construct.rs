@@ -185,6 +185,8 @@ pub struct ConstructionInfo {
     pub memorizers: Vec<MemorizerInfo>,
     /// Keys handed to the label memorizer (after deduplication).
     pub label_keys: usize,
+    /// The arithmetic the model is exact in ([`ConstructConfig::precision`]).
+    pub precision: Precision,
 }
 
 /// A built model and its provenance.
@@ -836,6 +838,7 @@ pub fn construct(ds: &Dataset, cfg: &ConstructConfig) -> Result<Construction, Co
         attempts: (unit_attempts, hash_attempts),
         memorizers: mems,
         label_keys,
+        precision: Precision::Exact,
     };
     let model = Model {
         format: FORMAT.into(),

@@ -5,11 +5,12 @@
 //! * [`to_onnx`]: the general forward pass as an ONNX graph (opset 13, f64
 //!   initializers under the safetensors names), written with hand-written
 //!   prost messages ([`onnx_proto`]; no `protoc`).
-//! * [`float_exactness`] and [`hf_config`]: the verdict whether the f64
-//!   export computes exactly what the exact model computes on given data
-//!   (every weight an f64, every exact intermediate below 2^53, uniform
-//!   attention with n a power of two, f64 outputs equal to the exact ones),
-//!   and an HF-style `config.json` that carries it.
+//! * [`to_safetensors_as`] / [`to_onnx_as`]: the same in f32 (for models
+//!   constructed with `--precision f32`).
+//! * [`float_exactness`] and [`hf_config`]: the verdict whether the export
+//!   in f64 or f32 computes exactly what the exact model computes on given
+//!   data, decided by [`memcap_core::certificate::certify`] on every
+//!   example, and an HF-style `config.json` that carries it.
 //! * [`trained_logits`]: memcap's logits of a `memcap train` run, for the
 //!   1e-5 comparison with a PyTorch loader.
 //!
@@ -20,7 +21,7 @@
 //! let ds = gen::generate(&gen::GenConfig::random_ids(6, 4, 5, 3, 0)).unwrap();
 //! let cfg = ConstructConfig { code_bits: Some(4), ..Default::default() };
 //! let model = construct(&ds, &cfg).unwrap().model;
-//! let fe = memcap_export::float_exactness(&model, Some(&ds), 1000).unwrap();
+//! let fe = memcap_export::float_exactness(&model, Some(&ds), memcap_core::certificate::FloatType::F64).unwrap();
 //! println!("float-exact: {:?} ({})", fe.float_exact, fe.basis);
 //! let onnx = memcap_export::to_onnx(&model, &[]);
 //! let st = memcap_export::to_safetensors(&model).unwrap();
@@ -35,8 +36,8 @@ mod safetensors_export;
 pub mod trained;
 
 pub use exactness::{float_exactness, hf_config, FloatExactness};
-pub use onnx::to_onnx;
-pub use safetensors_export::to_safetensors;
+pub use onnx::{to_onnx, to_onnx_as};
+pub use safetensors_export::{to_safetensors, to_safetensors_as};
 pub use trained::trained_logits;
 
 /// Export failures.

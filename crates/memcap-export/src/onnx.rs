@@ -27,6 +27,7 @@ use crate::onnx_proto::{
     attribute_type, data_type, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
+use memcap_core::certificate::FloatType;
 use memcap_core::model::{AttentionKind, InputSpec, Model, Sparse};
 use memcap_core::Positional;
 use prost::Message;
@@ -45,6 +46,8 @@ pub fn input_name(model: &Model) -> &'static str {
 }
 
 struct Builder {
+    /// ONNX element type of every float tensor (FLOAT or DOUBLE).
+    elem: i32,
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
     next: usize,
@@ -68,11 +71,16 @@ impl Builder {
         out
     }
     fn init_f64(&mut self, name: &str, dims: Vec<i64>, vals: &[f64]) -> String {
+        let raw_data = if self.elem == data_type::FLOAT {
+            vals.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect()
+        } else {
+            vals.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
         self.inits.push(TensorProto {
             name: name.to_string(),
             dims,
-            data_type: data_type::DOUBLE,
-            raw_data: vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            data_type: self.elem,
+            raw_data,
             ..Default::default()
         });
         name.to_string()
@@ -141,10 +149,20 @@ fn tensor_info(name: &str, elem: i32, dims: &[Result<i64, &str>]) -> ValueInfoPr
 
 /// Builds the ONNX model; `metadata` goes into `metadata_props`.
 pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto {
+    to_onnx_proto_as(model, metadata, FloatType::F64)
+}
+
+/// [`to_onnx_proto`] with every float tensor (weights, vector inputs,
+/// output) in `dtype`.
+pub fn to_onnx_proto_as(model: &Model, metadata: &[(String, String)], dtype: FloatType) -> ModelProto {
     let c = &model.config;
     let w = &model.weights;
     let n = c.seq_len as i64;
-    let mut b = Builder { nodes: Vec::new(), inits: Vec::new(), next: 0 };
+    let elem = match dtype {
+        FloatType::F64 => data_type::DOUBLE,
+        FloatType::F32 => data_type::FLOAT,
+    };
+    let mut b = Builder { elem, nodes: Vec::new(), inits: Vec::new(), next: 0 };
 
     // Embedding.
     let input = input_name(model);
@@ -155,7 +173,7 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
             (g, tensor_info(input, data_type::INT64, &[Err("batch"), Ok(n)]))
         }
         InputSpec::Vectors { d } => {
-            (b.matmul(input, &embed_t), tensor_info(input, data_type::DOUBLE, &[Err("batch"), Ok(n), Ok(d as i64)]))
+            (b.matmul(input, &embed_t), tensor_info(input, elem, &[Err("batch"), Ok(n), Ok(d as i64)]))
         }
     };
     let eb = b.vector("embed.bias", &w.embed_bias);
@@ -199,7 +217,7 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
                         let mx =
                             b.node("ReduceMax", &[&s], "max", vec![ints_attr("axes", &[-1]), int_attr("keepdims", 1)]);
                         let eq = b.node("Equal", &[&s, &mx], "ties", vec![]);
-                        let ef = b.node("Cast", &[&eq], "tiesf", vec![int_attr("to", data_type::DOUBLE as i64)]);
+                        let ef = b.node("Cast", &[&eq], "tiesf", vec![int_attr("to", elem as i64)]);
                         let cnt = b.node("ReduceSum", &[&ef, &minus_one], "count", vec![int_attr("keepdims", 1)]);
                         b.node("Div", &[&ef, &cnt], "hardmax", vec![])
                     }
@@ -246,7 +264,7 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
         initializer: b.inits,
         doc_string: "memcap model: out[b, j] = readout of token column j (next-token: j = n-1)".into(),
         input: vec![input_info],
-        output: vec![tensor_info("out", data_type::DOUBLE, &[Err("batch"), Ok(n)])],
+        output: vec![tensor_info("out", elem, &[Err("batch"), Ok(n)])],
         value_info: vec![],
     };
     ModelProto {
@@ -255,7 +273,7 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
         producer_version: env!("CARGO_PKG_VERSION").into(),
         domain: "memcap".into(),
         model_version: 1,
-        doc_string: "Exported by memcap export --format onnx (f64 weights).".into(),
+        doc_string: format!("Exported by memcap export --format onnx ({} weights).", dtype.name()),
         graph: Some(graph),
         opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
         metadata_props: metadata
@@ -265,7 +283,12 @@ pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto
     }
 }
 
-/// Serialized ONNX bytes.
+/// Serialized ONNX bytes (f64).
 pub fn to_onnx(model: &Model, metadata: &[(String, String)]) -> Vec<u8> {
     to_onnx_proto(model, metadata).encode_to_vec()
+}
+
+/// Serialized ONNX bytes with float tensors in `dtype`.
+pub fn to_onnx_as(model: &Model, metadata: &[(String, String)], dtype: FloatType) -> Vec<u8> {
+    to_onnx_proto_as(model, metadata, dtype).encode_to_vec()
 }

@@ -4,19 +4,33 @@
 //! float-exact is recorded in the metadata (`float_exact`).
 
 use crate::ExportError;
+use memcap_core::certificate::FloatType;
 use memcap_core::Model;
 use safetensors::tensor::{Dtype, TensorView};
 
-/// Serializes `model` as safetensors bytes.
+/// Serializes `model` as safetensors bytes (f64).
 ///
 /// # Errors
 /// [`ExportError::Safetensors`] if serialization fails.
 pub fn to_safetensors(model: &Model) -> Result<Vec<u8>, ExportError> {
+    to_safetensors_as(model, FloatType::F64)
+}
+
+/// Serializes `model` as safetensors bytes with every weight rounded to
+/// `dtype` (exact for a model constructed with that precision).
+///
+/// # Errors
+/// [`ExportError::Safetensors`] if serialization fails.
+pub fn to_safetensors_as(model: &Model, dtype: FloatType) -> Result<Vec<u8>, ExportError> {
     let tensors = model.tensors();
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, t)| {
-            let bytes = t.to_dense_f64().iter().flat_map(|v| v.to_le_bytes()).collect();
+            let dense = t.to_dense_f64();
+            let bytes = match dtype {
+                FloatType::F64 => dense.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                FloatType::F32 => dense.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect(),
+            };
             // Bias vectors are stored as [n]; matrices as [rows, cols].
             let shape = if name.ends_with(".bias") { vec![t.rows * t.cols] } else { vec![t.rows, t.cols] };
             (name.clone(), shape, bytes)
@@ -24,7 +38,13 @@ pub fn to_safetensors(model: &Model) -> Result<Vec<u8>, ExportError> {
         .collect();
     let views = data
         .iter()
-        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
+        .map(|(n, s, b)| {
+            let dt = match dtype {
+                FloatType::F64 => Dtype::F64,
+                FloatType::F32 => Dtype::F32,
+            };
+            Ok((n.clone(), TensorView::new(dt, s.clone(), b)?))
+        })
         .collect::<Result<Vec<_>, ExportError>>()?;
     let acc = model.accounting();
     // "format": "pt" is what Hugging Face loaders require; memcap's own tag
@@ -34,8 +54,17 @@ pub fn to_safetensors(model: &Model) -> Result<Vec<u8>, ExportError> {
         ("format".to_string(), "pt".to_string()),
         ("memcap_format".to_string(), "memcap-safetensors".to_string()),
         ("config".to_string(), serde_json::to_string(&model.config)?),
+        ("dtype".to_string(), dtype.name().to_string()),
         ("weights_inexact_f64".to_string(), acc.weights_inexact_f64.to_string()),
-        ("float_exact_weights".to_string(), (acc.weights_inexact_f64 == 0).to_string()),
+        ("weights_inexact_f32".to_string(), acc.weights_inexact_f32.to_string()),
+        (
+            "float_exact_weights".to_string(),
+            (match dtype {
+                FloatType::F64 => acc.weights_inexact_f64,
+                FloatType::F32 => acc.weights_inexact_f32,
+            } == 0)
+                .to_string(),
+        ),
     ]);
     Ok(memcap_train::train::serialize_safetensors(views, &meta)?)
 }

@@ -1,16 +1,18 @@
 //! memcap as a library, through the public API only:
 //!
 //! 1. generate → construct → verify exactly (memcap-core), then the f64
-//!    float-exactness verdict and the safetensors/ONNX bytes (memcap-export);
+//!    float-exactness verdict and the safetensors/ONNX bytes (memcap-export),
+//!    and an f32-exact construction with its certificate;
 //! 2. the *same* dataset → train one Transformer → capacity search
 //!    (memcap-train), and a figure of the search (memcap-report).
 //!
 //! `cargo run --release -p memcap-library-tour` (about 10 s). Writes nothing
 //! but `library-tour.svg` in the current folder.
 
+use memcap_core::certificate::{certify, FloatType};
 use memcap_core::gen::{generate, GenConfig};
 use memcap_core::verify::{verify, Arith};
-use memcap_core::{construct, eval::NoProgress, ConstructConfig};
+use memcap_core::{construct, eval::NoProgress, ConstructConfig, Precision};
 use memcap_report::plot::{render_svg, Plot, Series};
 use memcap_train::capacity::{capacity_search, CapacitySpec};
 use memcap_train::{train, ModelConfig, TrainConfig, TransformerConfig};
@@ -33,8 +35,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         exact.memorized,
         ds.len()
     );
-    let fe = memcap_export::float_exactness(&built.model, Some(&ds), 50)?;
+    let fe = memcap_export::float_exactness(&built.model, Some(&ds), FloatType::F64)?;
     println!("f64 export float-exact: {:?} ({})", fe.float_exact, fe.basis);
+    // The same data, constructed to be exact in f32 (more, smaller blocks), and its certificate.
+    let f32_built = construct(&ds, &ConstructConfig { precision: Precision::F32, ..Default::default() })?;
+    let cert = certify(&f32_built.model, &ds, FloatType::F32)?;
+    println!(
+        "f32 construction: {} nonzero params, certified exact in f32: {}",
+        f32_built.model.accounting().params_nonzero,
+        cert.certified
+    );
     let st = memcap_export::to_safetensors(&built.model)?;
     println!("safetensors {} bytes, onnx {} bytes", st.len(), memcap_export::to_onnx(&built.model, &[]).len());
 

@@ -345,6 +345,35 @@ pub(super) fn construct_float(
     cfg: &ConstructConfig,
     ft: FloatType,
 ) -> Result<Construction, ConstructError> {
+    let native = construct_in(ds, cfg, ft);
+    if ft != FloatType::F64 {
+        return native;
+    }
+    // An f32 construction is also exact in f64: its weights are f64 numbers,
+    // everything after the snap is an integer below 2^24, and the snap
+    // constant 3·2^22 rounds the attention's f64 error (≤ (n+3)·2^−53·S_max
+    // < 2^−31, S_max ≤ 2^22/(n+4)) onto the integers (grid 2^−29 there).
+    // Keep it when it is smaller, so fewer bits per weight never buy fewer
+    // parameters (at small N the f64 keys cost more to peel).
+    match (native, construct_in(ds, cfg, FloatType::F32)) {
+        (Ok(a), Ok(mut b)) if b.model.accounting().params_nonzero < a.model.accounting().params_nonzero => {
+            b.info.precision = cfg.precision;
+            b.info.map_reason =
+                format!("{} (f32-sized: fewer parameters than the f64-sized build here)", b.info.map_reason);
+            b.model.construction = serde_json::to_value(&b.info).unwrap_or_default();
+            Ok(b)
+        }
+        (Ok(a), _) => Ok(a),
+        (Err(_), Ok(mut b)) => {
+            b.info.precision = cfg.precision;
+            b.model.construction = serde_json::to_value(&b.info).unwrap_or_default();
+            Ok(b)
+        }
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+fn construct_in(ds: &Dataset, cfg: &ConstructConfig, ft: FloatType) -> Result<Construction, ConstructError> {
     let prec = |reason: String| ConstructError::Precision { dtype: ft.name().into(), reason };
     ds.validate()?;
     ds.check_consistency(cfg.positional)?;
@@ -397,14 +426,6 @@ pub(super) fn construct_float(
     let s3_max = IBig::from(n) * (&m3 - IBig::ONE);
     let spread = if s3_max > IBig::ZERO { (&key_max - &r_t - &s3_max) / &s3_max } else { IBig::ONE };
     let spread = spread.max(IBig::ONE);
-    let limbs = if m1 == m0 || m1 >= m3 { 1 } else { 3 };
-    let big_m = if limbs == 1 { m1.clone() } else { m3.clone() };
-    if big_m < IBig::from(2) {
-        return Err(prec(format!(
-            "sums of n = {n} token hashes must stay below {s_budget} to survive the attention's rounding; that \
-             leaves no room for a hash"
-        )));
-    }
     // Keys of every claimed position: ((u, v), label).
     let label_rows = ds.label_rows();
     let positions: Vec<usize> = match ds.task() {
@@ -413,113 +434,135 @@ pub(super) fn construct_float(
     };
     let p_a = cfg.steps_per_layer;
     let q = (3 * p_a + 3).max(11);
-    let mut names: Vec<String> = vec!["tok".into()];
-    for l in 1..=limbs {
-        names.push(format!("h{l}"));
-    }
-    for l in 1..=limbs {
-        names.push(format!("sid{l}"));
-    }
-    for l in 1..=limbs {
-        names.push(format!("S{l}"));
-    }
-    names.push("key".into());
-    if limbs > 1 {
-        names.push("key2".into());
-    }
-    names.extend(
-        ["W", "Y", "c", "lab", "match", "out", "bW0", "bW1", "bY0", "bY1", "fp", "xb0", "xb1"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    names.extend((0..2 * p_a).map(|i| format!("s{i}")));
-    let reg = |s: &str| names.iter().position(|x| x == s).expect("register exists");
-    let m = names.len();
-    let (tok, key, out) = (reg("tok"), reg("key"), reg("out"));
-    let regs = FloatRegs {
-        u: key,
-        v: if limbs == 1 { key } else { reg("key2") },
-        w: reg("W"),
-        y: reg("Y"),
-        c: reg("c"),
-        lab: reg("lab"),
-        mat: reg("match"),
-        out,
-        bw: [reg("bW0"), reg("bW1")],
-        by: [reg("bY0"), reg("bY1")],
-        s: (0..2 * p_a).map(|i| reg(&format!("s{i}"))).collect(),
-        fp: reg("fp"),
-        xb: [reg("xb0"), reg("xb1")],
+    let names_for = |limbs: usize| {
+        let mut names: Vec<String> = vec!["tok".into()];
+        for prefix in ["h", "sid", "S"] {
+            names.extend((1..=limbs).map(|l| format!("{prefix}{l}")));
+        }
+        names.push("key".into());
+        if limbs > 1 {
+            names.push("key2".into());
+        }
+        names.extend(
+            ["W", "Y", "c", "lab", "match", "out", "bW0", "bW1", "bY0", "bY1", "fp", "xb0", "xb1"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        names.extend((0..2 * p_a).map(|i| format!("s{i}")));
+        names
     };
-    let shift = 40usize; // limbs packed into one integer for the injectivity check (each < 2^40)
-    let mut found = None;
-    let (mut attempts, mut good) = (0, 0);
+    // One limb when the birthday-safe hash range fits; three otherwise. When
+    // both fit, both are built and the one with fewer parameters is kept.
+    let options: Vec<usize> = if m1 == m0 {
+        vec![1, 3]
+    } else if m1 >= m3 {
+        vec![1]
+    } else {
+        vec![3]
+    };
+    type Found = (usize, IBig, Vec<Vec<IBig>>, Vec<Ffn>, usize, MemorizerInfo, u32);
+    let mut found: Option<Found> = None;
     let mut why = String::new();
-    'draws: for _ in 0..cfg.max_attempts {
-        attempts += 1;
-        let h: Vec<Vec<IBig>> =
-            (0..limbs).map(|_| (0..omega).map(|_| random_below(&mut rng, &big_m)).collect()).collect();
-        let packed: Vec<IBig> =
-            (0..omega).map(|t| (0..limbs).map(|l| &h[l][t] << (shift * l)).fold(IBig::ZERO, |a, b| a + b)).collect();
-        let sums = match sums_injective(&seqs, &packed) {
-            Ok(s) => s,
-            Err(e) => {
-                why = e;
-                continue;
-            }
+    for &limbs in &options {
+        let big_m = if limbs == 1 { m1.clone() } else { m3.clone() };
+        if big_m < IBig::from(2) {
+            why = format!(
+                "sums of n = {n} token hashes must stay below {s_budget} to survive the attention's rounding; \
+                 that leaves no room for a hash"
+            );
+            continue;
+        }
+        // Limbs packed into one integer for the injectivity check: every sum
+        // of n hashes below M fits `shift` bits, so packed sums do not carry.
+        let shift = bitlen(&(IBig::from(n) * &big_m)) + 1;
+        let names = names_for(limbs);
+        let reg = |s: &str| names.iter().position(|x| x == s).expect("register exists");
+        let m = names.len();
+        let regs = FloatRegs {
+            u: reg("key"),
+            v: if limbs == 1 { reg("key") } else { reg("key2") },
+            w: reg("W"),
+            y: reg("Y"),
+            c: reg("c"),
+            lab: reg("lab"),
+            mat: reg("match"),
+            out: reg("out"),
+            bw: [reg("bW0"), reg("bW1")],
+            by: [reg("bY0"), reg("bY1")],
+            s: (0..2 * p_a).map(|i| reg(&format!("s{i}"))).collect(),
+            fp: reg("fp"),
+            xb: [reg("xb0"), reg("xb1")],
         };
-        let mask = (IBig::ONE << shift) - IBig::ONE;
-        let limb = |s: &IBig, l: usize| (s >> (shift * l)) & &mask;
-        let mut key_label: HashMap<(IBig, IBig), u64> = HashMap::new();
-        for (i, s) in seqs.iter().enumerate() {
-            let sl: Vec<IBig> = (0..limbs).map(|l| limb(&sums[i], l)).collect();
-            for (j, &k) in positions.iter().enumerate() {
-                if label_rows[i][j] == crate::data::IGNORE {
+        // f32 with three limbs: the best of four draws (how many sequences
+        // share a primary key varies by draw); otherwise the first.
+        let wanted = if limbs == 3 && ft == FloatType::F32 { 4 } else { 1 };
+        let (mut attempts, mut good) = (0u32, 0);
+        'draws: for _ in 0..cfg.max_attempts {
+            attempts += 1;
+            let h: Vec<Vec<IBig>> =
+                (0..limbs).map(|_| (0..omega).map(|_| random_below(&mut rng, &big_m)).collect()).collect();
+            let packed: Vec<IBig> = (0..omega)
+                .map(|t| (0..limbs).map(|l| &h[l][t] << (shift * l)).fold(IBig::ZERO, |a, b| a + b))
+                .collect();
+            let sums = match sums_injective(&seqs, &packed) {
+                Ok(s) => s,
+                Err(e) => {
+                    why = e;
                     continue;
                 }
-                let t = &codes[s[k] as usize];
-                let (u, v) = if limbs == 1 {
-                    let u = &k_scale * &sl[0] + t;
-                    (u.clone(), u)
-                } else {
-                    (&sl[0] + &spread * &sl[1] + t, &sl[0] + IBig::from(3) * &sl[1] + IBig::from(5) * &sl[2] + t)
-                };
-                let y = label_rows[i][j] as u64;
-                if let Some(prev) = key_label.insert((u, v), y) {
-                    if prev != y {
-                        why = "two keys with different labels share (S1 + A·S2 + t, S1 + 3·S2 + 5·S3 + t)".into();
-                        continue 'draws;
+            };
+            let mask = (IBig::ONE << shift) - IBig::ONE;
+            let limb = |s: &IBig, l: usize| (s >> (shift * l)) & &mask;
+            let mut key_label: HashMap<(IBig, IBig), u64> = HashMap::new();
+            for (i, s) in seqs.iter().enumerate() {
+                let sl: Vec<IBig> = (0..limbs).map(|l| limb(&sums[i], l)).collect();
+                for (j, &k) in positions.iter().enumerate() {
+                    if label_rows[i][j] == crate::data::IGNORE {
+                        continue;
+                    }
+                    let t = &codes[s[k] as usize];
+                    let (u, v) = if limbs == 1 {
+                        let u = &k_scale * &sl[0] + t;
+                        (u.clone(), u)
+                    } else {
+                        (&sl[0] + &spread * &sl[1] + t, &sl[0] + IBig::from(3) * &sl[1] + IBig::from(5) * &sl[2] + t)
+                    };
+                    let y = label_rows[i][j] as u64;
+                    if let Some(prev) = key_label.insert((u, v), y) {
+                        if prev != y {
+                            why = "two keys with different labels share (S1 + A·S2 + t, S1 + 3·S2 + 5·S3 + t)".into();
+                            continue 'draws;
+                        }
                     }
                 }
             }
-        }
-        // Build the memorizer; with several limbs, keep the best of a few
-        // draws (how many sequences share a primary key varies by draw).
-        let n_keys = key_label.len();
-        let points: Vec<Point> = key_label.into_iter().map(|((u, v), y)| (u, v, y)).collect();
-        match float_memorizer(points, cfg.rho[1], p_a, (m, q), &regs, "label: key -> out", (ft, word)) {
-            Ok((layers, info)) => {
-                let better = found.as_ref().is_none_or(|(_, _, _, best): &(_, _, usize, MemorizerInfo)| {
-                    info.params_nonzero < best.params_nonzero
-                });
-                if better {
-                    found = Some((h, layers, n_keys, info));
+            let n_keys = key_label.len();
+            let points: Vec<Point> = key_label.into_iter().map(|((u, v), y)| (u, v, y)).collect();
+            match float_memorizer(points, cfg.rho[1], p_a, (m, q), &regs, "label: key -> out", (ft, word)) {
+                Ok((layers, info)) => {
+                    if found.as_ref().is_none_or(|f| info.params_nonzero < f.5.params_nonzero) {
+                        found = Some((limbs, big_m.clone(), h, layers, n_keys, info, attempts));
+                    }
+                    good += 1;
+                    if good >= wanted {
+                        break;
+                    }
                 }
-                good += 1;
-                if limbs == 1 || good >= 4 {
-                    break;
-                }
+                Err(e) => why = e.to_string(),
             }
-            Err(e) => why = e.to_string(),
         }
     }
-    let (hashes, layers, info_keys, info) = found.ok_or_else(|| {
+    let (limbs, big_m, hashes, layers, info_keys, info, attempts) = found.ok_or_else(|| {
         prec(format!(
-            "in {attempts} draws of {limbs} hash(es) below M = {big_m}: {why}; {} keeps every sum of n = {n} \
-             hashes below {s_budget}, and N = {n_seq} sequences want hashes up to about {m0}",
+            "{why}; {} keeps every sum of n = {n} hashes below {s_budget}, and N = {n_seq} sequences want hashes up \
+             to about {m0}",
             ft.name()
         ))
     })?;
+    let names = names_for(limbs);
+    let reg = |s: &str| names.iter().position(|x| x == s).expect("register exists");
+    let m = names.len();
+    let (tok, key, out) = (reg("tok"), reg("key"), reg("out"));
 
     let new_ffn =
         || Ffn { w1: Sparse::zeros(q, m), b1: Sparse::zeros(q, 1), w2: Sparse::zeros(m, q), b2: Sparse::zeros(m, 1) };
@@ -597,11 +640,15 @@ pub(super) fn construct_float(
             ft.name()
         )
     } else {
+        let why3 = if options.contains(&1) {
+            "fewer parameters here than one hash sum".to_string()
+        } else {
+            format!("one sum would need hashes up to {m0}, more than {} can average without error", ft.name())
+        };
         format!(
-            "{}: three heads sum hashes h1, h2, h3 < {big_m} (a single sum would need hashes up to {m0}, beyond what \
-             {} can average without error); the triple is injective on the distinct multisets (draw {attempts}); \
-             steps compare S1 + {spread}·S2 + t, fingerprints come from S1 + 3·S2 + 5·S3 + t",
-            ft.name(),
+            "{}: three heads sum hashes h1, h2, h3 < {big_m} ({why3}); the triple is injective on the distinct \
+             multisets (draw {attempts}); steps compare S1 + {spread}·S2 + t, fingerprints come from S1 + 3·S2 + \
+             5·S3 + t",
             ft.name()
         )
     };
@@ -618,6 +665,7 @@ pub(super) fn construct_float(
         attempts: (1, attempts),
         memorizers: vec![info],
         label_keys,
+        precision: cfg.precision,
     };
     let model = Model {
         format: FORMAT.into(),
