@@ -6,7 +6,9 @@
 #  2. a trained Transformer's and MLP's logits in PyTorch match memcap's own
 #     (candle) logits within 1e-5, and the PyTorch argmax memorizes;
 #  3. (informational) a large constructed model is reported NOT float-exact,
-#     and PyTorch/onnxruntime get exactly as many labels as memcap's f64 run.
+#     and PyTorch/onnxruntime get exactly as many labels as memcap's f64 run;
+#  4. f32 and f64 float-exact constructions (n = 3, where 1/3 rounds, and
+#     n = 12) reproduce every label in PyTorch and onnxruntime in that dtype.
 # Installs python/requirements.txt into a venv ($MEMCAP_PYENV, default
 # $CARGO_TARGET_DIR/pyenv). The venv sees system site-packages so that an
 # installed torch of the pinned version is reused: torch from PyPI on Linux
@@ -53,5 +55,17 @@ head -n 1 "$W/verify.txt"
 "$M" export "$W/big.json" --format safetensors -o "$W/big" >/dev/null
 "$M" export "$W/big.json" --format onnx -o "$W/big" --data "$W/big.jsonl"
 "$PY" python/check.py "$W/big" "$W/big.jsonl"
+
+echo "== 4. float-exact constructions (--precision f32 / f64): every label exactly, in that dtype"
+for n in 3 12; do
+  "$M" gen -N 1000 -n "$n" --vocab 200 --num-classes 16 --seed 2 -o "$W/f$n.jsonl" 2>/dev/null
+  for p in f32 f64; do
+    "$M" construct "$W/f$n.jsonl" --precision "$p" -o "$W/f$n-$p.json" --verify --no-safetensors >/dev/null
+    "$M" export "$W/f$n-$p.json" --format onnx -o "$W/f$n-$p" --data "$W/f$n.jsonl" >/dev/null
+    "$M" export "$W/f$n-$p.json" -o "$W/f$n-$p" --data "$W/f$n.jsonl" >/dev/null
+    grep -q '"float_exact": true' "$W/f$n-$p/config.json" || { echo "expected a float-exact $p model" >&2; exit 1; }
+    "$PY" python/check.py "$W/f$n-$p" "$W/f$n.jsonl" --expect-all
+  done
+done
 
 echo "interop-check: all required checks passed"

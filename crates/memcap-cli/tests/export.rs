@@ -243,3 +243,51 @@ fn nonuniform_softmax_models_run_in_floats_and_export_as_not_float_exact() {
     let text = cfg.to_string();
     assert!(text.contains("\"float_exact\":false") && text.contains("irrational"), "{text}");
 }
+
+/// `construct --precision f32` prints its certificate, and `export` writes
+/// f32 weights (safetensors and ONNX) with `torch_dtype: float32` and the
+/// certificate in config.json, by default (the model records its precision).
+#[test]
+fn f32_constructions_export_f32_weights_with_their_certificate() {
+    let d = tmpdir("f32exp");
+    let (data, model) = (d.join("d.jsonl"), d.join("m.json"));
+    ok_out(memcap(&["gen", "-N", "60", "-n", "3", "--vocab", "12", "--classes", "4", "-o", s(&data)]));
+    let out = ok_out(memcap(&["construct", s(&data), "--precision", "f32", "-o", s(&model), "--verify"]));
+    assert!(out.contains("certificate      f32 exact") && out.contains("memorized 60/60"), "{out}");
+    let x = d.join("x");
+    ok_out(memcap(&["export", s(&model), "-o", s(&x), "--data", s(&data)]));
+    ok_out(memcap(&["export", s(&model), "--format", "onnx", "-o", s(&x), "--data", s(&data)]));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(x.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["torch_dtype"], "float32");
+    assert_eq!(cfg["float_exact"], true);
+    assert_eq!(cfg["float_exactness"]["certificate"]["certified"], true);
+    assert_eq!(cfg["float_exactness"]["certificate"]["outputs_exact"], 60);
+    let bytes = std::fs::read(x.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.tensors().iter().all(|(_, v)| v.dtype() == safetensors::Dtype::F32));
+    let proto = onnx_proto::ModelProto::decode(std::fs::read(x.join("model.onnx")).unwrap().as_slice()).unwrap();
+    let g = proto.graph.expect("graph");
+    assert!(g
+        .initializer
+        .iter()
+        .filter(|t| t.data_type != onnx_proto::data_type::INT64)
+        .all(|t| t.data_type == onnx_proto::data_type::FLOAT));
+    // The same model exported as f64 is certified in f64 too.
+    let y = d.join("y");
+    let o = ok_out(memcap(&["export", s(&model), "-o", s(&y), "--data", s(&data), "--dtype", "f64"]));
+    assert!(o.contains("FLOAT-EXACT in f64"), "{o}");
+}
+
+/// Data a float precision cannot serve: a typed error naming the reason,
+/// exit 2, and no output file.
+#[test]
+fn float_precision_on_vector_tokens_is_refused_and_writes_nothing() {
+    let d = tmpdir("f32vec");
+    let (data, model) = (d.join("v.jsonl"), d.join("m.json"));
+    ok_out(memcap(&["gen", "-N", "20", "-n", "4", "--kind", "vectors", "--dim", "3", "-o", s(&data)]));
+    let o = memcap(&["construct", s(&data), "--precision", "f32", "-o", s(&model)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("f32") && stderr(&o).contains("vector"), "{}", stderr(&o));
+    assert!(!model.exists() && !model.with_extension("safetensors").exists());
+}

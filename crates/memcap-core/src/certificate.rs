@@ -1,4 +1,4 @@
-//! Float-exactness certificates (docs/construction.md §14): a proof, on a
+//! Float-exactness certificates (docs/construction.md §15): a proof, on a
 //! dataset, that a model's forward pass in f32 or f64 returns exactly the
 //! outputs of the exact pass, **whatever order the floating-point sums are
 //! taken in** (so memcap, PyTorch and onnxruntime agree).

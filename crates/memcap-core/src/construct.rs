@@ -49,7 +49,7 @@ pub enum Precision {
     #[default]
     Exact,
     /// Every weight an f64 and the f64 forward pass exact in any summation
-    /// order (docs/construction.md §14).
+    /// order (docs/construction.md §15).
     F64,
     /// Every weight an f32 and the f32 forward pass exact in any summation order.
     F32,
@@ -112,7 +112,7 @@ pub struct ConstructConfig {
     /// Values to use instead of random draws (the docs/construction.md §8 worked example, tests).
     pub forced: Forced,
     /// The arithmetic the model must be exact in: exact (default), f64 or f32
-    /// (docs/construction.md §14; token-id inputs without learned positions).
+    /// (docs/construction.md §15; token-id inputs without learned positions).
     pub precision: Precision,
 }
 

@@ -1,4 +1,4 @@
-//! Float-exact constructions (docs/construction.md §14): the f32 / f64
+//! Float-exact constructions (docs/construction.md §15): the f32 / f64
 //! forward pass of `--precision f32|f64` models returns every label exactly,
 //! in any summation order, and the certificate proves it (or refuses).
 

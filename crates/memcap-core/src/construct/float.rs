@@ -1,4 +1,4 @@
-//! Float-exact constructions (docs/construction.md §14): weights that are
+//! Float-exact constructions (docs/construction.md §15): weights that are
 //! f64 (or f32) numbers and a forward pass that returns every label exactly
 //! in that dtype, in any summation order, proven per dataset by
 //! [`crate::certificate::certify`].
@@ -540,7 +540,12 @@ fn construct_in(ds: &Dataset, cfg: &ConstructConfig, ft: FloatType) -> Result<Co
             let points: Vec<Point> = key_label.into_iter().map(|((u, v), y)| (u, v, y)).collect();
             match float_memorizer(points, cfg.rho[1], p_a, (m, q), &regs, "label: key -> out", (ft, word)) {
                 Ok((layers, info)) => {
-                    if found.as_ref().is_none_or(|f| info.params_nonzero < f.5.params_nonzero) {
+                    // Whole-model nonzero count: memorizer + embedding rows (tok, h_l) +
+                    // per limb W_V, W_O and the snap (w1, b1, w2, b2) + key units + readout.
+                    let total = |limbs: usize, info: &MemorizerInfo| {
+                        info.params_nonzero + omega * (1 + limbs) + 6 * limbs + if limbs == 1 { 3 } else { 9 } + 1
+                    };
+                    if found.as_ref().is_none_or(|f| total(limbs, &info) < total(f.0, &f.5)) {
                         found = Some((limbs, big_m.clone(), h, layers, n_keys, info, attempts));
                     }
                     good += 1;
