@@ -714,7 +714,7 @@ mod tests {
         assert_eq!(Dy::new(10, 0).div_exact(3), None);
         assert_eq!(Dy::new(12, 0).div_exact(8), Some(Dy::new(3, -1)));
         assert!(Dy::new(1, 126).mul(Dy::new(3, 0)).is_some());
-        assert!(Dy::new(1 << 100, 0).mul(Dy::new(1 << 100, 0)).is_none());
+        assert!(Dy::new((1 << 100) + 1, 0).mul(Dy::new((1 << 100) + 1, 0)).is_none());
     }
 
     fn rules(p: u32) -> Rules {
@@ -732,15 +732,15 @@ mod tests {
         assert_eq!((ok.x.to_f64(), ok.e), ((1u64 << 24) as f64 - 1.0, 0.0));
         let over = r.dot(&[(one, exact(1 << 23)), (one, exact((1 << 23) + 1))], Dy::ZERO, &|| String::new()).unwrap();
         assert!(over.e > 0.0);
-        // Snap: noisy 5 ± 0.2 plus C = 3·2^22 is exactly C + 5.
+        // Snap: noisy 5 ± 0.3 plus C = 3·2^22 (grid 1) is exactly C + 5.
         let c = Dy::new(3 << 22, 0);
-        let noisy = Val { x: Dy::new(5, 0), e: 0.2 };
+        let noisy = Val { x: Dy::new(5, 0), e: 0.3 };
         let s = r.dot(&[(one, noisy)], c, &|| String::new()).unwrap();
         assert_eq!(s.e, 0.0);
         // Noise of half a step or more is not snapped.
         let s = r.dot(&[(one, Val { x: Dy::new(5, 0), e: 0.5 })], c, &|| String::new()).unwrap();
         assert!(s.e > 0.0);
-        // Outside the binade (C = 2^22: grid 1/2): not snapped.
+        // C = 2^22: that binade's grid is 1/2, and 0.3 is more than half of it.
         let s = r.dot(&[(one, noisy)], Dy::new(1 << 22, 0), &|| String::new()).unwrap();
         assert!(s.e > 0.0);
     }
