@@ -258,3 +258,41 @@ fn repro_size_sweep_resumes_from_its_checkpoint() {
     let again = std::fs::read_to_string(&ckpt).unwrap();
     assert!(!again.contains("from the checkpoint"));
 }
+
+/// `memcap scaling --precision exact,f64,f32 -o DIR` builds every size at
+/// every precision and writes the trade-off figure and rows; with --verify
+/// every float model is also certified in its dtype.
+#[test]
+fn scaling_over_precisions_writes_the_tradeoff_figure() {
+    let d = tmpdir("tradeoff");
+    let out = d.join("t");
+    let o = ok(memcap(&[
+        "scaling",
+        "--ns",
+        "60,120",
+        "-n",
+        "3",
+        "--seq-lens",
+        "--vocab",
+        "20",
+        "--precision",
+        "exact,f64,f32",
+        "--verify",
+        "--json",
+        "-o",
+        s(&out),
+    ]));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for r in rows {
+        assert_eq!(r["memorized"], r["N"], "{r}");
+        if r["precision"] != "exact" {
+            assert_eq!(r["certified"], true, "{r}");
+        }
+    }
+    let csv = std::fs::read_to_string(out.join("precision_tradeoff.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("120,3,f32,24,")), "{csv}");
+    assert!(std::fs::read(out.join("precision_tradeoff.png")).unwrap().starts_with(b"\x89PNG"));
+}

@@ -8,6 +8,8 @@
 //!   Markdown and HTML.
 //! * [`repro`]: the paper's experiments (results of `memcap_train::repro`)
 //!   as JSON, CSV, SVG and PNG.
+//! * [`tradeoff`]: the parameter–precision trade-off of the constructions
+//!   (exact, f64, f32) beside the counting bound N·log2 C / B.
 //!
 //! Data flows down and drawing flows up: memcap-train and memcap-sweep
 //! return results; this crate draws them. No file IO: the `memcap` CLI
@@ -17,3 +19,4 @@
 pub mod plot;
 pub mod report;
 pub mod repro;
+pub mod tradeoff;
