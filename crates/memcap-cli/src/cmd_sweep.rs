@@ -41,7 +41,7 @@ enum SweepCmd {
     ///
     /// CONFIG: {"kind":"construct","grid":{"N":[100,1000],"n":[8,64],"seed":[0,1]},"fixed":{"vocab":1000}}
     /// or {"sweeps":[{…},{…}]}. Kinds: construct (N, n, vocab, classes, task, seed, input, dim,
-    /// positional, map, code_bits, verify), train (+ model, d_model, heads, d_ff, blocks, width,
+    /// positional, map, code_bits, precision, verify), train (+ model, d_model, heads, d_ff, blocks, width,
     /// depth, pos_encoding, layer_norm, lr, weight_decay, batch_size, steps, eval_every, train_seed)
     /// capacity (+ model, blocks, widths, heads, ff_mult, lrs, seeds, steps, eval_every,
     /// batch_size, strategy, threads) and verify (the construct keys + shard, shards: one shard

@@ -171,6 +171,7 @@ fn construct_config(c: &BuildSpec) -> ConstructConfig {
         },
         positional: c.positional,
         code_bits: c.code_bits,
+        precision: c.precision,
         ..Default::default()
     }
 }
@@ -214,7 +215,13 @@ fn run_construct(c: &ConstructTask) -> Result<TaskOutput, SweepError> {
     let acc = built.model.accounting();
     let ver =
         if c.verify { Some(verify(&built.model, &ds, Arith::Exact, &memcap_core::eval::NoProgress)?) } else { None };
+    // A float precision is only claimed with its certificate.
+    let cert = match (c.verify, c.build.precision.float_type()) {
+        (true, Some(ft)) => Some(memcap_core::certificate::certify(&built.model, &ds, ft)?),
+        _ => None,
+    };
     let result = json!({
+        "precision": c.build.precision, "certified": cert.as_ref().map(|c| c.certified),
         "examples": ds.len(), "map": built.info.map, "blocks": acc.blocks, "width": acc.width,
         "ffn_width": acc.ffn_width, "params_dense": acc.params_dense, "params_nonzero": acc.params_nonzero,
         "max_weight_bits": acc.max_weight_bits, "total_bits": acc.total_bits,

@@ -180,6 +180,15 @@ pub struct BuildSpec {
     /// Token-code width of the M1 map (default: derived from N).
     #[serde(default)]
     pub code_bits: Option<u32>,
+    /// `exact` (default), `f64` or `f32`: the arithmetic the model must be
+    /// exact in (docs/construction.md §15). Left out of the task JSON when
+    /// exact, so existing task ids do not change.
+    #[serde(default, skip_serializing_if = "is_exact")]
+    pub precision: memcap_core::Precision,
+}
+
+fn is_exact(p: &memcap_core::Precision) -> bool {
+    *p == memcap_core::Precision::Exact
 }
 
 /// `memcap construct` on `memcap gen` data (token ids or vectors), with
@@ -344,7 +353,11 @@ impl Task {
         t.check()?;
         // Unknown keys (serde's deny_unknown_fields does not work with the
         // flattened data fields): the complete task has every known key.
-        let known = t.to_value();
+        let mut known = t.to_value();
+        // Keys left out of the task JSON at their default (so old ids hold).
+        if let (Task::Construct(_) | Task::Verify(_), Some(o)) = (&t, known.as_object_mut()) {
+            o.entry("precision").or_insert_with(|| Value::from("exact"));
+        }
         if let (Some(given), Some(known)) = (v.as_object(), known.as_object()) {
             // Accepted spellings of known keys (serde aliases).
             fn canonical(k: &str) -> &str {

@@ -90,3 +90,25 @@ fn streamed_digests_equal_the_digests_of_the_whole_texts() {
     assert_eq!(model_digest(&model), sha256_hex(model.to_json().as_bytes()));
     assert_eq!(data_digest(&ds), sha256_hex(memcap_core::parse::to_jsonl(&ds).as_bytes()));
 }
+
+/// `precision` is a construct key: float tasks build float-exact models and
+/// certify them; an exact task's JSON (hence its id) does not mention it, so
+/// ids planned before the key existed still hold.
+#[test]
+fn construct_tasks_take_a_precision_and_certify_float_models() {
+    let cfg = json!({"kind": "construct", "grid": {"precision": ["exact", "f32"]},
+                     "fixed": {"N": 40, "n": 3, "vocab": 12, "num_classes": 4, "verify": true}});
+    let tasks = expand(&cfg).unwrap();
+    assert_eq!(tasks.len(), 2);
+    let exact = tasks.iter().find(|p| !p.to_line().contains("precision")).expect("exact task without the key");
+    let float = tasks.iter().find(|p| p.to_line().contains("\"precision\":\"f32\"")).expect("f32 task");
+    let plain = json!({"kind": "construct", "fixed": {"N": 40, "n": 3, "vocab": 12, "num_classes": 4, "verify": true}});
+    assert_eq!(expand(&plain).unwrap()[0].id, exact.id);
+    let out = run_task(&float.task).unwrap();
+    assert_eq!((out.result["memorized"].as_u64(), out.result["certified"].as_bool()), (Some(40), Some(true)));
+    assert!(out.result["max_weight_bits"].as_u64().unwrap() <= 24);
+    let out = run_task(&exact.task).unwrap();
+    assert!(out.result["certified"].is_null());
+    let bad = json!({"kind": "construct", "fixed": {"N": 40, "n": 3, "precision": "f16"}});
+    assert!(expand(&bad).is_err());
+}
