@@ -467,6 +467,9 @@ pub fn certify(model: &Model, ds: &Dataset, dtype: FloatType) -> Result<FloatCer
                 cols.push(col);
             }
             let mut active: Vec<usize> = (0..n).collect();
+            // Scratch reused across blocks and columns.
+            let (mut hidden, mut terms, mut new): (Vec<Val>, Vec<(Dy, Val)>, Vec<(usize, Val)>) =
+                (Vec::new(), Vec::new(), Vec::new());
             for l in 0..nblocks {
                 if !heads[l].is_empty() {
                     let upd = attention(&rules, &heads[l], &cols, &active, &mut acc[1 + 2 * l], n, &|| {
@@ -482,9 +485,11 @@ pub fn certify(model: &Model, ds: &Dataset, dtype: FloatType) -> Result<FloatCer
                 let f = &ffns[l];
                 for &j in &active {
                     let col = &mut cols[j];
-                    let mut hidden = vec![Val { x: Dy::ZERO, e: 0.0 }; f.w1.len()];
+                    hidden.clear();
+                    hidden.resize(f.w1.len(), Val { x: Dy::ZERO, e: 0.0 });
                     for &u in &f.units {
-                        let terms: Vec<(Dy, Val)> = f.w1[u].iter().map(|&(c, wv)| (wv, col[c])).collect();
+                        terms.clear();
+                        terms.extend(f.w1[u].iter().map(|&(c, wv)| (wv, col[c])));
                         let z = rules.dot(&terms, f.b1[u], &|| format!("example {i}: block {l} unit {u}"))?;
                         acc[2 + 2 * l].abs = acc[2 + 2 * l].abs.max(z.x.abs_up());
                         hidden[u] = if z.x.m <= 0 && z.e <= z.x.abs_down() {
@@ -493,18 +498,20 @@ pub fn certify(model: &Model, ds: &Dataset, dtype: FloatType) -> Result<FloatCer
                             Val { x: z.x.max0(), e: z.e }
                         };
                     }
-                    let mut new = Vec::with_capacity(f.writes.len());
+                    new.clear();
                     for &r in &f.writes {
-                        let mut terms: Vec<(Dy, Val)> = vec![(Dy::new(1, 0), col[r])];
+                        terms.clear();
+                        terms.push((Dy::new(1, 0), col[r]));
                         terms.extend(f.w2[r].iter().map(|&(u, wv)| (wv, hidden[u])));
                         let v = rules.dot(&terms, f.b2[r], &|| format!("example {i}: block {l} register {r}"))?;
                         new.push((r, v));
                     }
-                    for (r, v) in new {
+                    for &(r, v) in &new {
                         col[r] = v;
                     }
-                    for v in col.iter() {
-                        acc[2 + 2 * l].see(v);
+                    // Registers this block wrote (the others were seen when written).
+                    for &(_, v) in &new {
+                        acc[2 + 2 * l].see(&v);
                     }
                 }
             }
