@@ -30,6 +30,14 @@ pub struct ConstructArgs {
 
 pub fn construct(a: ConstructArgs) -> Result<Outcome> {
     crate::io::check_output_file(&a.out, "-o")?;
+    if !a.no_safetensors && a.out.with_extension("safetensors") == a.out {
+        return Err(crate::io::InputError(format!(
+            "-o {}: the model JSON and its .safetensors would be the same file; name the model *.json \
+             (or pass --no-safetensors)",
+            a.out.display()
+        ))
+        .into());
+    }
     crate::io::check_output_file(&a.out.with_extension("safetensors"), "-o (its .safetensors)")?;
     crate::io::check_not_input(&a.out, &[&a.data], "-o")?;
     crate::io::check_not_input(&a.out.with_extension("safetensors"), &[&a.data], "-o (its .safetensors)")?;

@@ -86,7 +86,8 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
         FloatType::F64
     });
     let fe = float_exactness(&model, ds.as_ref(), dtype).map_err(|e| InputError(e.to_string()))?;
-    let cfg = hf_config(&model, &fe);
+    let mut cfg = hf_config(&model, &fe);
+    cfg["model_sha256"] = serde_json::Value::from(memcap_sweep::exec::model_digest(&model));
     let weights = match a.format {
         ExportFormat::Safetensors => a.out.join("model.safetensors"),
         ExportFormat::Onnx => a.out.join("model.onnx"),
@@ -102,6 +103,24 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
         }
     };
     write_atomic(&weights, &bytes).with_context(|| format!("writing {}", weights.display()))?;
+    // The other format's file from an earlier export of another model would
+    // now disagree with config.json (which records the model's SHA-256).
+    let other = match a.format {
+        ExportFormat::Safetensors => a.out.join("model.onnx"),
+        ExportFormat::Onnx => a.out.join("model.safetensors"),
+    };
+    let previous: Option<String> = std::fs::read_to_string(a.out.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["model_sha256"].as_str().map(String::from));
+    if other.exists() && previous.as_deref() != cfg["model_sha256"].as_str() {
+        eprintln!(
+            "warning: {} is from an earlier export and was not rewritten; config.json now describes {} (export the \
+             other format too, or remove it)",
+            other.display(),
+            a.model.display()
+        );
+    }
     let cfg_path = a.out.join("config.json");
     write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
     if a.json {

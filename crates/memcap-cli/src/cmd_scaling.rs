@@ -58,7 +58,8 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
     let mut run = |n_seqs: usize, seq_len: usize, precision: Precision| -> Result<serde_json::Value> {
         let ds = random_ids(n_seqs, seq_len, &a.data)?;
         let opts = BuildOpts { precision, ..BuildOpts::defaults(a.data.seed) };
-        let (built, secs) = build_model(&ds, &opts, Path::new("<generated>"), a.json)?;
+        let at = format!("<generated N = {n_seqs}, n = {seq_len}, precision {precision:?}>");
+        let (built, secs) = build_model(&ds, &opts, Path::new(&at), a.json)?;
         let acc = built.model.accounting();
         let ver = if a.verify { Some(verify_one(&built.model, &ds, Arith::Exact, a.json)?) } else { None };
         if let Some(v) = &ver {

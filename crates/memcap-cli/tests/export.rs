@@ -291,3 +291,15 @@ fn float_precision_on_vector_tokens_is_refused_and_writes_nothing() {
     assert!(stderr(&o).contains("f32") && stderr(&o).contains("vector"), "{}", stderr(&o));
     assert!(!model.exists() && !model.with_extension("safetensors").exists());
 }
+
+/// `-o m.safetensors` would make the model JSON and its safetensors one file:
+/// refused before any work (regression: the JSON was silently overwritten).
+#[test]
+fn construct_refuses_an_output_that_collides_with_its_safetensors() {
+    let d = tmpdir("stcollide");
+    let (data, out) = (d.join("d.jsonl"), d.join("m.safetensors"));
+    ok_out(memcap(&["gen", "-N", "10", "-n", "3", "--vocab", "8", "--classes", "3", "-o", s(&data)]));
+    let o = memcap(&["construct", s(&data), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("same file") && !out.exists(), "{}", stderr(&o));
+}

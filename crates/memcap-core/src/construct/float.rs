@@ -393,6 +393,11 @@ fn construct_in(ds: &Dataset, cfg: &ConstructConfig, ft: FloatType) -> Result<Co
     if cfg.map == MapChoice::M2 {
         return Err(prec("the float construction hashes in the embedding; M2 does not apply".into()));
     }
+    if cfg.code_bits.is_some() {
+        return Err(prec(
+            "code_bits sets the exact construction's M1 codes; the float construction draws its own hashes".into(),
+        ));
+    }
     let p = ft.mantissa_bits();
     let n = ds.seq_len();
     let n_seq = ds.len();
@@ -451,18 +456,14 @@ fn construct_in(ds: &Dataset, cfg: &ConstructConfig, ft: FloatType) -> Result<Co
         names.extend((0..2 * p_a).map(|i| format!("s{i}")));
         names
     };
-    // One limb when the birthday-safe hash range fits; three otherwise. When
-    // both fit, both are built and the one with fewer parameters is kept.
-    let options: Vec<usize> = if m1 == m0 {
-        vec![1, 3]
-    } else if m1 >= m3 {
-        vec![1]
-    } else {
-        vec![3]
-    };
+    // One limb (one hash sum) and three limbs are both tried, and the build
+    // with fewer parameters is kept: one sum can collide where three do not
+    // (when the attention's rounding, not the key width, bounds the sums).
+    let options: Vec<usize> = vec![1, 3];
     type Found = (usize, IBig, Vec<Vec<IBig>>, Vec<Ffn>, usize, MemorizerInfo, u32);
     let mut found: Option<Found> = None;
     let mut why = String::new();
+    let mut why_hash = true;
     for &limbs in &options {
         let big_m = if limbs == 1 { m1.clone() } else { m3.clone() };
         if big_m < IBig::from(2) {
@@ -508,6 +509,7 @@ fn construct_in(ds: &Dataset, cfg: &ConstructConfig, ft: FloatType) -> Result<Co
                 Ok(s) => s,
                 Err(e) => {
                     why = e;
+                    why_hash = true;
                     continue;
                 }
             };
@@ -553,16 +555,27 @@ fn construct_in(ds: &Dataset, cfg: &ConstructConfig, ft: FloatType) -> Result<Co
                         break;
                     }
                 }
-                Err(e) => why = e.to_string(),
+                Err(ConstructError::Precision { reason, .. }) => {
+                    why = reason;
+                    why_hash = false;
+                }
+                Err(e) => {
+                    why = e.to_string();
+                    why_hash = false;
+                }
             }
         }
     }
     let (limbs, big_m, hashes, layers, info_keys, info, attempts) = found.ok_or_else(|| {
-        prec(format!(
-            "{why}; {} keeps every sum of n = {n} hashes below {s_budget}, and N = {n_seq} sequences want hashes up \
-             to about {m0}",
-            ft.name()
-        ))
+        if why_hash {
+            prec(format!(
+                "{why}; {} keeps every sum of n = {n} hashes below {s_budget}, and N = {n_seq} sequences want hashes \
+                 up to about {m0}",
+                ft.name()
+            ))
+        } else {
+            prec(why.clone())
+        }
     })?;
     let names = names_for(limbs);
     let reg = |s: &str| names.iter().position(|x| x == s).expect("register exists");
