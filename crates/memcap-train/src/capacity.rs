@@ -185,6 +185,10 @@ pub struct CapacityReport {
     /// minimum (or, with `not_found`, the largest size) was still improving
     /// when its step cap was reached.
     pub under_trained: bool,
+    /// The smallest size of the grid memorized, so `min_params` is only an
+    /// upper bound on the minimum (nothing smaller was tried).
+    #[serde(default)]
+    pub at_grid_floor: bool,
     /// The size axis searched.
     pub axis: SizeAxis,
     /// Smallest memorizing parameter count found (None: none of the sizes).
@@ -462,13 +466,18 @@ pub fn capacity_search(
     let below_cut = tested.iter().filter(|o| min_params.is_none_or(|p| o.num_params < p)).any(|o| o.under_trained);
     let top = cands.last().map_or(0, ModelConfig::num_params);
     let best_acc = tested.iter().map(|o| o.best_acc).fold(0.0, f64::max);
+    // The smallest size of the grid memorized: nothing below it was tried, so
+    // the minimum is only bounded from above.
+    let at_grid_floor = min_params.is_some() && min_params == cands.first().map(ModelConfig::num_params);
     let (status, reason) = match min_params {
         Some(p) => (
             "found",
             format!(
                 "{p} params memorize{}; {}",
                 if grows > 0 { format!(" (grid grown {grows}×)") } else { String::new() },
-                if below_cut {
+                if at_grid_floor {
+                    "it is the smallest size in the grid, so the minimum is at most this (extend the grid downward)"
+                } else if below_cut {
                     "a smaller size was still improving at its step cap: the minimum may be lower with more steps"
                 } else {
                     "every smaller tested size plateaued"
@@ -491,6 +500,7 @@ pub fn capacity_search(
         status: status.into(),
         reason,
         under_trained: below_cut,
+        at_grid_floor,
         axis: spec.axis(),
         min_params,
         // Achievable label bits: with conflicting labels only the majority ones count.

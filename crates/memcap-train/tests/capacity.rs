@@ -55,3 +55,18 @@ fn empty_grid_is_an_error() {
     let s = CapacitySpec { widths: vec![], ..spec(Strategy::Ascending) };
     assert!(matches!(capacity_search(&s, &data, &mut |_| {}), Err(TrainError::InvalidConfig(_))));
 }
+
+/// When the smallest size of the grid memorizes, the answer is only an upper
+/// bound: the report says so (`at_grid_floor`, and the reason), instead of
+/// "every smaller tested size plateaued" when no smaller size was tested.
+#[test]
+fn a_minimum_at_the_grid_floor_is_reported_as_an_upper_bound() {
+    let data = data::generate(&data::GenConfig::random_ids(24, 3, 6, 4, 3)).expect("data");
+    let s = CapacitySpec { widths: vec![16, 32], ..spec(Strategy::Ascending) };
+    let r = capacity_search(&s, &data, &mut |_| {}).expect("search");
+    assert_eq!(r.status, "found");
+    assert!(r.at_grid_floor, "{}", r.reason);
+    assert!(r.reason.contains("smallest size in the grid"), "{}", r.reason);
+    let r = capacity_search(&spec(Strategy::Ascending), &data, &mut |_| {}).expect("search");
+    assert!(!r.at_grid_floor || r.min_params == Some(r.tested.iter().map(|o| o.num_params).min().unwrap()));
+}
