@@ -247,7 +247,7 @@ fn without_the_snap_the_attention_rounding_is_not_certified() {
 /// pay off (N = 20,000 here) the exact construction, whose weights carry
 /// Õ(√N) bits, needs the fewest. At small N the exact construction, built
 /// for depth rather than parameters, can carry more nonzero weights than the
-/// f64 one (N = 500: 3,151 vs 2,610), which this test does not hide.
+/// f64 one (N = 500: 3,151 vs 2,569), which this test does not hide.
 #[test]
 fn parameters_do_not_decrease_as_bits_per_weight_decrease() {
     for (n_seqs, n, vocab) in [(500, 4, 100), (2000, 8, 100), (20_000, 12, 1000)] {
