@@ -10,11 +10,45 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Dataset, Positional, Task};
 use crate::error::{cfg_err, Result};
 
+pub use memcap_core::model::AttentionKind;
+
+/// What the Transformer outputs per read position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Readout {
+    /// `C` logits (`head.weight [C, d]`, `head.bias [C]`); the prediction is
+    /// their strict argmax. What training uses.
+    #[default]
+    Logits,
+    /// One value (`head.weight [1, d]`, `head.bias [1]`), which must *equal*
+    /// the integer label: the readout `w_oᵀ z + b_o` of a constructed model
+    /// (README "Model format"). Not trainable with cross-entropy.
+    Value,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+fn softmax() -> AttentionKind {
+    AttentionKind::Softmax
+}
+
+fn is_softmax(a: &AttentionKind) -> bool {
+    *a == AttentionKind::Softmax
+}
+
 /// A Transformer encoder as in the paper: token embedding, `blocks` ×
 /// (softmax attention + ReLU FFN, both residual), a linear readout.
 ///
 /// Parameter names follow PyTorch conventions (`blocks.0.attn.q_proj.weight`,
 /// `[out, in]` weights like `torch.nn.Linear`).
+///
+/// The last five fields default to the trained architecture and are left
+/// out of the JSON at their defaults. A *constructed* model
+/// ([`crate::model::Model::from_construction`]) sets them: attention scale
+/// 1, hardmax, attention only in `attention_blocks`, an embedding bias and a
+/// value readout, so both kinds of model run one forward pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformerConfig {
     /// Token vocabulary size `V`.
@@ -48,6 +82,23 @@ pub struct TransformerConfig {
     /// id lookup table, which is that product with one-hot `x`).
     #[serde(default)]
     pub vector_input: bool,
+    /// Attention normalization: softmax (default) or hardmax (uniform over
+    /// the maximal scores, ties averaged; zero gradient through the scores).
+    #[serde(default = "softmax", skip_serializing_if = "is_softmax")]
+    pub attention: AttentionKind,
+    /// Factor on the attention scores; `None` is the usual `1/√head_dim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_scale: Option<f64>,
+    /// The blocks that have attention heads (`None`: every block). A block
+    /// without heads is the identity through its residual, then its FFN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_blocks: Option<Vec<usize>>,
+    /// A learned bias added to every embedded token (`embed.bias [d]`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub embed_bias: bool,
+    /// Logits (default) or one value per read position.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub readout: Readout,
 }
 
 /// MLP baseline on the flattened one-hot sequence (`n·V` inputs), or on the
@@ -98,25 +149,80 @@ impl TransformerConfig {
             layer_norm: false,
             task: data.task(),
             vector_input: matches!(data.inputs, crate::data::Inputs::Vectors { .. }),
+            ..TransformerConfig::trained()
         }
     }
 
+    /// The defaults of the trained architecture for the fields a
+    /// constructed model changes (softmax, `1/√d_h`, heads in every block,
+    /// no embedding bias, logits), on an otherwise empty config: spread it
+    /// into a literal, `TransformerConfig { vocab, .., ..TransformerConfig::trained() }`.
+    pub fn trained() -> Self {
+        TransformerConfig {
+            vocab: 0,
+            seq_len: 0,
+            num_classes: 0,
+            d_model: 0,
+            heads: 0,
+            head_dim: 0,
+            d_ff: 0,
+            blocks: 0,
+            positional: Positional::None,
+            layer_norm: false,
+            task: Task::NextToken,
+            vector_input: false,
+            attention: AttentionKind::Softmax,
+            attention_scale: None,
+            attention_blocks: None,
+            embed_bias: false,
+            readout: Readout::Logits,
+        }
+    }
+
+    /// Whether block `i` has attention heads.
+    pub fn has_attention(&self, i: usize) -> bool {
+        self.attention_blocks.as_ref().is_none_or(|b| b.contains(&i))
+    }
+
+    /// Number of blocks with attention heads.
+    pub fn attention_block_count(&self) -> usize {
+        (0..self.blocks).filter(|&i| self.has_attention(i)).count()
+    }
+
+    /// Outputs per read position: `C` logits or one value.
+    pub fn out_dim(&self) -> usize {
+        match self.readout {
+            Readout::Logits => self.num_classes,
+            Readout::Value => 1,
+        }
+    }
+
+    /// The attention-score factor: `attention_scale`, or `1/√head_dim`.
+    pub fn score_scale(&self) -> f64 {
+        self.attention_scale.unwrap_or(1.0 / (self.head_dim.max(1) as f64).sqrt())
+    }
+
     /// Closed-form parameter count:
-    /// `V·d + [n·d] + blocks·(4·d·h·d_h + 2·d·d_ff + d_ff + d + [4d]) + [2d] + C·d + C`
-    /// (brackets: only with positional encoding / LayerNorm). Attention
-    /// projections have no bias, as in the paper's `W_Q, W_K, W_V, W_O`.
+    /// `V·d + [d] + [n·d] + a·4·d·h·d_h + blocks·(2·d·d_ff + d_ff + d + [4d]) + [2d] + o·d + o`
+    /// (brackets: only with an embedding bias / positional encoding /
+    /// LayerNorm; `a` blocks with attention, all by default; `o = C` logits or
+    /// 1 value). Attention projections have no bias, as in the paper's
+    /// `W_Q, W_K, W_V, W_O`.
     pub fn num_params(&self) -> usize {
-        let (v, n, c, d) = (self.vocab, self.seq_len, self.num_classes, self.d_model);
+        let (v, n, d) = (self.vocab, self.seq_len, self.d_model);
         let hd = self.heads * self.head_dim;
         let ln = usize::from(self.layer_norm);
         let attn = 4 * d * hd;
         let ffn = 2 * d * self.d_ff + self.d_ff + d;
+        let o = self.out_dim();
         v * d
+            + usize::from(self.embed_bias) * d
             + usize::from(self.positional == Positional::Learned) * n * d
-            + self.blocks * (attn + ffn + ln * 4 * d)
+            + self.attention_block_count() * attn
+            + self.blocks * (ffn + ln * 4 * d)
             + ln * 2 * d
-            + c * d
-            + c
+            + o * d
+            + o
     }
 
     /// Reject configs that cannot be built.
@@ -135,6 +241,12 @@ impl TransformerConfig {
             if v == 0 {
                 return cfg_err(format!("transformer: {name} must be positive"));
             }
+        }
+        if let Some(&b) = self.attention_blocks.as_ref().and_then(|a| a.iter().find(|&&b| b >= self.blocks)) {
+            return cfg_err(format!("transformer: attention block {b} is out of range (blocks = {})", self.blocks));
+        }
+        if let Some(s) = self.attention_scale.filter(|s| !s.is_finite()) {
+            return cfg_err(format!("transformer: attention_scale must be finite, got {s}"));
         }
         if self.num_params() > 500_000_000 {
             return cfg_err("transformer: more than 5e8 parameters is not a CPU experiment");
@@ -209,6 +321,20 @@ impl ModelConfig {
             ModelConfig::Transformer(c) => c.validate(),
             ModelConfig::Mlp(c) => c.validate(),
         }
+    }
+
+    /// Refuse what cross-entropy training cannot use: a value readout (one
+    /// output that must equal the label; constructed models only).
+    ///
+    /// # Errors
+    /// [`crate::TrainError::InvalidConfig`] naming the field.
+    pub fn validate_trainable(&self) -> Result<()> {
+        if let ModelConfig::Transformer(c) = self {
+            if c.readout == Readout::Value {
+                return cfg_err("readout \"value\" is the readout of constructed models; training needs \"logits\"");
+            }
+        }
+        Ok(())
     }
 
     /// `"transformer"` or `"mlp"`.

@@ -64,7 +64,7 @@ pub mod model;
 pub mod repro;
 pub mod train;
 
-pub use config::{MlpConfig, ModelConfig, Schedule, TrainConfig, TransformerConfig};
+pub use config::{AttentionKind, MlpConfig, ModelConfig, Readout, Schedule, TrainConfig, TransformerConfig};
 pub use data::Dataset;
 pub use error::{Result, TrainError};
 pub use train::{

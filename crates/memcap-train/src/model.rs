@@ -10,13 +10,15 @@
 //! Shapes: `b` batch, `n` sequence length, `d` model width, `h` heads,
 //! `dh` head width, `C` classes, `V` vocabulary.
 
-use candle_core::{Device, Tensor, Var, D};
+use std::collections::{BTreeMap, BTreeSet};
+
+use candle_core::{DType, Device, Tensor, Var, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{MlpConfig, ModelConfig, TransformerConfig};
+use crate::config::{AttentionKind, MlpConfig, ModelConfig, TransformerConfig};
 use crate::data::{Positional, Task};
-use crate::error::Result;
+use crate::error::{cfg_err, Result, TrainError};
 
 /// Weights as `(PyTorch name, PyTorch shape, row-major f32 values)`.
 pub type NamedWeights = Vec<(String, Vec<usize>, Vec<f32>)>;
@@ -34,11 +36,18 @@ pub struct NamedVar {
     pub transposed: bool,
 }
 
-struct Block {
+/// One block's attention projections, all heads stacked: `q, k, v
+/// [h·d_h, d]`, `o [d, h·d_h]`.
+struct Attention {
     q: Var,
     k: Var,
     v: Var,
     o: Var,
+}
+
+struct Block {
+    /// `None`: a block without heads (identity through the residual).
+    attn: Option<Attention>,
     fc1_w: Var,
     fc1_b: Var,
     fc2_w: Var,
@@ -50,6 +59,7 @@ struct Block {
 struct TransformerParams {
     cfg: TransformerConfig,
     embed: Var,
+    embed_b: Option<Var>,
     pos: Option<Var>,
     blocks: Vec<Block>,
     ln_f: Option<(Var, Var)>,
@@ -75,15 +85,50 @@ pub struct Model {
     params: Params,
 }
 
-/// Variable factory: seeded init, registers names in creation order.
+/// Where a variable's values come from: a seeded random init (training),
+/// or given tensors in PyTorch layout (a constructed model, a stored run).
+/// The same `build_*` code asks for every variable by name and shape either
+/// way, as candle's `linear(in, out, vb)` does with a `VarBuilder`.
+enum Source<'a> {
+    Random(&'a mut ChaCha8Rng),
+    Given { tensors: &'a BTreeMap<String, Tensor>, used: BTreeSet<String> },
+}
+
+/// Variable factory: registers names in creation order.
 struct Init<'a> {
-    rng: &'a mut ChaCha8Rng,
+    src: Source<'a>,
     vars: Vec<NamedVar>,
 }
 
 impl Init<'_> {
-    fn push(&mut self, name: String, data: Vec<f32>, shape: &[usize], transposed: bool) -> Result<Var> {
-        let var = Var::from_tensor(&Tensor::from_vec(data, shape, &Device::Cpu)?)?;
+    /// The variable `name` with PyTorch shape `shape` (the internal layout is
+    /// its transpose when `transposed`): the given tensor, or `random()`.
+    fn var(
+        &mut self,
+        name: String,
+        shape: &[usize],
+        transposed: bool,
+        random: impl FnOnce(&mut ChaCha8Rng) -> Vec<f32>,
+    ) -> Result<Var> {
+        let internal: Vec<usize> = if transposed { shape.iter().rev().copied().collect() } else { shape.to_vec() };
+        let t = match &mut self.src {
+            Source::Random(rng) => Tensor::from_vec(random(rng), internal.as_slice(), &Device::Cpu)?,
+            Source::Given { tensors, used } => {
+                let t = tensors
+                    .get(&name)
+                    .ok_or_else(|| TrainError::InvalidConfig(format!("missing tensor {name} (shape {shape:?})")))?;
+                if t.dims() != shape {
+                    return cfg_err(format!("tensor {name}: shape {:?}, the config needs {shape:?}", t.dims()));
+                }
+                used.insert(name.clone());
+                if transposed {
+                    t.t()?.contiguous()?
+                } else {
+                    t.clone()
+                }
+            }
+        };
+        let var = Var::from_tensor(&t)?;
         self.vars.push(NamedVar { name, var: var.clone(), transposed });
         Ok(var)
     }
@@ -93,50 +138,97 @@ impl Init<'_> {
         self.uniform_t(name, shape, fan_in, false)
     }
 
+    /// [`Init::uniform`] for a variable stored transposed; `shape` is the
+    /// internal one.
     fn uniform_t(&mut self, name: String, shape: &[usize], fan_in: usize, transposed: bool) -> Result<Var> {
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let count: usize = shape.iter().product();
-        let data = (0..count).map(|_| self.rng.gen_range(-bound..=bound)).collect();
-        self.push(name, data, shape, transposed)
+        let torch: Vec<usize> = if transposed { shape.iter().rev().copied().collect() } else { shape.to_vec() };
+        self.var(name, &torch, transposed, |rng| (0..count).map(|_| rng.gen_range(-bound..=bound)).collect())
     }
 
     /// N(0, std²) by Box–Muller (rand 0.8 without rand_distr has no normal).
     fn normal(&mut self, name: String, shape: &[usize], std: f32) -> Result<Var> {
         let count: usize = shape.iter().product();
-        let mut data = Vec::with_capacity(count);
-        while data.len() < count {
-            let u1: f32 = self.rng.gen_range(f32::EPSILON..1.0);
-            let u2: f32 = self.rng.gen();
-            let r = (-2.0 * u1.ln()).sqrt();
-            let t = 2.0 * std::f32::consts::PI * u2;
-            data.push(std * r * t.cos());
-            if data.len() < count {
-                data.push(std * r * t.sin());
+        self.var(name, shape, false, |rng| {
+            let mut data = Vec::with_capacity(count);
+            while data.len() < count {
+                let u1: f32 = rng.gen_range(f32::EPSILON..1.0);
+                let u2: f32 = rng.gen();
+                let r = (-2.0 * u1.ln()).sqrt();
+                let t = 2.0 * std::f32::consts::PI * u2;
+                data.push(std * r * t.cos());
+                if data.len() < count {
+                    data.push(std * r * t.sin());
+                }
             }
-        }
-        self.push(name, data, shape, false)
+            data
+        })
     }
 
     fn constant(&mut self, name: String, shape: &[usize], value: f32) -> Result<Var> {
         let count: usize = shape.iter().product();
-        self.push(name, vec![value; count], shape, false)
+        self.var(name, shape, false, |_| vec![value; count])
     }
 
     fn layer_norm(&mut self, prefix: &str, d: usize) -> Result<(Var, Var)> {
         Ok((self.constant(format!("{prefix}.weight"), &[d], 1.0)?, self.constant(format!("{prefix}.bias"), &[d], 0.0)?))
     }
+
+    /// Refuse given tensors that no variable took (a misspelt or foreign
+    /// name is an error, not a weight silently dropped), and mixed dtypes.
+    fn finish(self) -> Result<Vec<NamedVar>> {
+        if let Source::Given { tensors, used } = &self.src {
+            if let Some(extra) = tensors.keys().find(|k| !used.contains(*k)) {
+                return cfg_err(format!("tensor {extra} is not a parameter of this config"));
+            }
+            let dtypes: BTreeSet<_> = tensors.values().map(|t| format!("{:?}", t.dtype())).collect();
+            if dtypes.len() > 1 {
+                return cfg_err(format!("tensors mix dtypes {dtypes:?}; give one of f32 or f64"));
+            }
+        }
+        Ok(self.vars)
+    }
 }
 
 impl Model {
-    /// Build a model with seeded initialization. The config must be valid.
+    /// Build a model with seeded initialization (f32). The config must be valid.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidConfig`] for an invalid config; candle failures.
     pub fn new(cfg: &ModelConfig, rng: &mut ChaCha8Rng) -> Result<Model> {
+        Self::build(cfg, Source::Random(rng))
+    }
+
+    /// Build a model from given weights: `tensors` maps every PyTorch name
+    /// of `cfg`'s parameters ([`Model::vars`]) to a tensor of its PyTorch
+    /// shape (`[out, in]` matrices), all f32 or all f64. The forward pass
+    /// then runs in that dtype. This is candle's `Linear::new(weight, bias)`
+    /// beside the random init of [`Model::new`]; a constructed model enters
+    /// through it ([`Model::from_construction`]).
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidConfig`] for an invalid config, a missing tensor,
+    /// a tensor of the wrong shape, a tensor that is no parameter of `cfg`,
+    /// or mixed dtypes.
+    pub fn from_tensors(cfg: &ModelConfig, tensors: &BTreeMap<String, Tensor>) -> Result<Model> {
+        Self::build(cfg, Source::Given { tensors, used: BTreeSet::new() })
+    }
+
+    fn build(cfg: &ModelConfig, src: Source<'_>) -> Result<Model> {
         cfg.validate()?;
-        let mut init = Init { rng, vars: Vec::new() };
+        let mut init = Init { src, vars: Vec::new() };
         let params = match cfg {
             ModelConfig::Transformer(c) => Params::Transformer(build_transformer(c, &mut init)?),
             ModelConfig::Mlp(c) => Params::Mlp(build_mlp(c, &mut init)?),
         };
-        Ok(Model { cfg: cfg.clone(), vars: init.vars, params })
+        Ok(Model { cfg: cfg.clone(), vars: init.finish()?, params })
+    }
+
+    /// The float type the model computes in (f32 when trained; f32 or f64
+    /// when built from given tensors).
+    pub fn dtype(&self) -> DType {
+        self.vars.first().map_or(DType::F32, |v| v.var.dtype())
     }
 
     /// The config this model was built from.
@@ -181,15 +273,168 @@ impl Model {
         }
     }
 
-    /// Weights in PyTorch layout: `(name, shape, values)`, sorted by name.
+    /// Weights in PyTorch layout, as f32: `(name, shape, values)`, sorted by name.
+    ///
+    /// # Errors
+    /// Candle failures.
     pub fn export(&self) -> Result<NamedWeights> {
+        let mut out = Vec::with_capacity(self.vars.len());
+        for (name, t) in self.tensors()? {
+            out.push((name, t.dims().to_vec(), t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?));
+        }
+        Ok(out)
+    }
+
+    /// The variables in PyTorch layout (`[out, in]`), in their own dtype,
+    /// sorted by name: exactly what the forward pass runs, and what
+    /// [`Model::from_tensors`] takes back.
+    ///
+    /// # Errors
+    /// Candle failures.
+    pub fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::with_capacity(self.vars.len());
         for v in &self.vars {
             let t = if v.transposed { v.var.as_tensor().t()?.contiguous()? } else { v.var.as_tensor().clone() };
-            out.push((v.name.clone(), t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?));
+            out.push((v.name.clone(), t));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+}
+
+/// The Transformer config of a constructed model (README "Model format"):
+/// its widths, attention scale 1, its attention kind, heads only in the
+/// blocks that have them, an embedding bias and a value readout.
+///
+/// # Errors
+/// [`TrainError::InvalidConfig`] when a block has some heads but not the
+/// architecture's `H`, or the model's shapes are invalid.
+pub fn construction_config(m: &memcap_core::Model) -> Result<TransformerConfig> {
+    let c = &m.config;
+    let (vocab, vector_input) = match c.input {
+        memcap_core::model::InputSpec::Ids { vocab } => (vocab, false),
+        memcap_core::model::InputSpec::Vectors { d } => (d, true),
+    };
+    let mut attention_blocks = Vec::new();
+    for (l, b) in m.weights.blocks.iter().enumerate() {
+        if b.heads.is_empty() {
+            continue;
+        }
+        if b.heads.len() != c.heads {
+            return cfg_err(format!("block {l} has {} heads, the architecture {}", b.heads.len(), c.heads));
+        }
+        attention_blocks.push(l);
+    }
+    Ok(TransformerConfig {
+        vocab,
+        seq_len: c.seq_len,
+        num_classes: c.num_classes as usize,
+        d_model: c.width,
+        // A model without any attention still names one head of width 1; no
+        // block allocates it.
+        heads: c.heads.max(1),
+        head_dim: c.head_dim.max(1),
+        d_ff: c.ffn_width,
+        blocks: c.blocks,
+        positional: c.positional,
+        layer_norm: false,
+        task: c.task,
+        vector_input,
+        attention: c.attention,
+        attention_scale: Some(1.0),
+        attention_blocks: Some(attention_blocks),
+        embed_bias: true,
+        readout: crate::config::Readout::Value,
+    })
+}
+
+/// The weights of a constructed model in the PyTorch names and layouts of
+/// [`Model::tensors`], rounded to `dtype` (f64 or f32; a weight is exact
+/// when the model was constructed for that precision, `memcap construct
+/// --precision`): `embed.weight [V, m] = W_Eᵀ`, `embed.bias [m]`,
+/// `pos_embed.weight [n, m] = Pᵀ`, per block with heads the heads' `W_Q`
+/// (`s × m` each) stacked into `q_proj [H·s, m]` (likewise `k`, `v`) and
+/// their `W_O` (`m × s`) side by side in `o_proj [m, H·s]`, `fc1 = W_1`,
+/// `fc2 = W_2`, and `head.weight [1, m] = w_oᵀ`, `head.bias [1]`.
+///
+/// # Errors
+/// [`TrainError::InvalidConfig`] for a dtype other than f32/f64 or
+/// inconsistent shapes; candle failures.
+pub fn construction_tensors(m: &memcap_core::Model, dtype: DType) -> Result<BTreeMap<String, Tensor>> {
+    use memcap_core::model::Sparse;
+    if !matches!(dtype, DType::F32 | DType::F64) {
+        return cfg_err(format!("a constructed model runs in f32 or f64, not {dtype:?}"));
+    }
+    let mut out = BTreeMap::new();
+    let mut put = |name: String, vals: Vec<f64>, shape: &[usize]| -> Result<()> {
+        let t = Tensor::from_vec(vals, shape, &Device::Cpu)?.to_dtype(dtype)?;
+        out.insert(name, t);
+        Ok(())
+    };
+    let transposed = |s: &Sparse| -> Vec<f64> {
+        let d = s.to_dense_f64();
+        let mut t = vec![0.0; d.len()];
+        for r in 0..s.rows {
+            for c in 0..s.cols {
+                t[c * s.rows + r] = d[r * s.cols + c];
+            }
+        }
+        t
+    };
+    let w = &m.weights;
+    put("embed.weight".into(), transposed(&w.embed), &[w.embed.cols, w.embed.rows])?;
+    put("embed.bias".into(), w.embed_bias.to_dense_f64(), &[w.embed_bias.rows * w.embed_bias.cols])?;
+    if let Some(p) = &w.pos {
+        put("pos_embed.weight".into(), transposed(p), &[p.cols, p.rows])?;
+    }
+    for (l, b) in w.blocks.iter().enumerate() {
+        let pre = format!("blocks.{l}");
+        if !b.heads.is_empty() {
+            // q, k, v: heads' rows one after the other; o: heads' columns side by side.
+            for (name, pick) in [("q", 0usize), ("k", 1), ("v", 2)] {
+                let mats: Vec<&Sparse> = b.heads.iter().map(|h| [&h.wq, &h.wk, &h.wv][pick]).collect();
+                let cols = mats[0].cols;
+                let vals: Vec<f64> = mats.iter().flat_map(|s| s.to_dense_f64()).collect();
+                put(format!("{pre}.attn.{name}_proj.weight"), vals, &[mats.iter().map(|s| s.rows).sum(), cols])?;
+            }
+            let rows = b.heads[0].wo.rows;
+            let s: Vec<Vec<f64>> = b.heads.iter().map(|h| h.wo.to_dense_f64()).collect();
+            let widths: Vec<usize> = b.heads.iter().map(|h| h.wo.cols).collect();
+            let total: usize = widths.iter().sum();
+            let mut o = Vec::with_capacity(rows * total);
+            for r in 0..rows {
+                for (d, &wd) in s.iter().zip(&widths) {
+                    o.extend_from_slice(&d[r * wd..(r + 1) * wd]);
+                }
+            }
+            put(format!("{pre}.attn.o_proj.weight"), o, &[rows, total])?;
+        }
+        let f = &b.ffn;
+        put(format!("{pre}.ffn.fc1.weight"), f.w1.to_dense_f64(), &[f.w1.rows, f.w1.cols])?;
+        put(format!("{pre}.ffn.fc1.bias"), f.b1.to_dense_f64(), &[f.b1.rows * f.b1.cols])?;
+        put(format!("{pre}.ffn.fc2.weight"), f.w2.to_dense_f64(), &[f.w2.rows, f.w2.cols])?;
+        put(format!("{pre}.ffn.fc2.bias"), f.b2.to_dense_f64(), &[f.b2.rows * f.b2.cols])?;
+    }
+    put("head.weight".into(), w.readout.to_dense_f64(), &[w.readout.rows, w.readout.cols])?;
+    put("head.bias".into(), w.readout_bias.to_dense_f64(), &[1])?;
+    Ok(out)
+}
+
+impl Model {
+    /// A constructed model (memcap-core's exact `Model`) as this crate's
+    /// Transformer, computing in `dtype` (f64 or f32): the config of
+    /// [`construction_config`] and the weights of [`construction_tensors`].
+    /// Its forward pass is the one trained models run; its output per read
+    /// position is one value, which for a memorizing model in a precision it
+    /// was constructed for equals the label (the exact engine is the oracle:
+    /// `tests/one_forward.rs`).
+    ///
+    /// # Errors
+    /// As [`construction_config`], [`construction_tensors`] and
+    /// [`Model::from_tensors`].
+    pub fn from_construction(m: &memcap_core::Model, dtype: DType) -> Result<Model> {
+        let cfg = ModelConfig::Transformer(construction_config(m)?);
+        Model::from_tensors(&cfg, &construction_tensors(m, dtype)?)
     }
 }
 
@@ -199,6 +444,7 @@ fn build_transformer(c: &TransformerConfig, init: &mut Init<'_>) -> Result<Trans
     // N(0, 1/d_in), so projected tokens also have unit scale.
     let std = if c.vector_input { 1.0 / (c.vocab.max(1) as f32).sqrt() } else { 1.0 };
     let embed = init.normal("embed.weight".into(), &[c.vocab, d], std)?;
+    let embed_b = if c.embed_bias { Some(init.constant("embed.bias".into(), &[d], 0.0)?) } else { None };
     let pos = if c.positional == Positional::Learned {
         Some(init.normal("pos_embed.weight".into(), &[c.seq_len, d], 1.0)?)
     } else {
@@ -208,21 +454,27 @@ fn build_transformer(c: &TransformerConfig, init: &mut Init<'_>) -> Result<Trans
     for i in 0..c.blocks {
         let p = format!("blocks.{i}");
         let ln1 = if c.layer_norm { Some(init.layer_norm(&format!("{p}.ln1"), d)?) } else { None };
-        let q = init.uniform(format!("{p}.attn.q_proj.weight"), &[hd, d], d)?;
-        let k = init.uniform(format!("{p}.attn.k_proj.weight"), &[hd, d], d)?;
-        let v = init.uniform(format!("{p}.attn.v_proj.weight"), &[hd, d], d)?;
-        let o = init.uniform(format!("{p}.attn.o_proj.weight"), &[d, hd], hd)?;
+        let attn = if c.has_attention(i) {
+            Some(Attention {
+                q: init.uniform(format!("{p}.attn.q_proj.weight"), &[hd, d], d)?,
+                k: init.uniform(format!("{p}.attn.k_proj.weight"), &[hd, d], d)?,
+                v: init.uniform(format!("{p}.attn.v_proj.weight"), &[hd, d], d)?,
+                o: init.uniform(format!("{p}.attn.o_proj.weight"), &[d, hd], hd)?,
+            })
+        } else {
+            None
+        };
         let ln2 = if c.layer_norm { Some(init.layer_norm(&format!("{p}.ln2"), d)?) } else { None };
         let fc1_w = init.uniform(format!("{p}.ffn.fc1.weight"), &[c.d_ff, d], d)?;
         let fc1_b = init.uniform(format!("{p}.ffn.fc1.bias"), &[c.d_ff], d)?;
         let fc2_w = init.uniform(format!("{p}.ffn.fc2.weight"), &[d, c.d_ff], c.d_ff)?;
         let fc2_b = init.uniform(format!("{p}.ffn.fc2.bias"), &[d], c.d_ff)?;
-        blocks.push(Block { q, k, v, o, fc1_w, fc1_b, fc2_w, fc2_b, ln1, ln2 });
+        blocks.push(Block { attn, fc1_w, fc1_b, fc2_w, fc2_b, ln1, ln2 });
     }
     let ln_f = if c.layer_norm { Some(init.layer_norm("ln_f", d)?) } else { None };
-    let head_w = init.uniform("head.weight".into(), &[c.num_classes, d], d)?;
-    let head_b = init.uniform("head.bias".into(), &[c.num_classes], d)?;
-    Ok(TransformerParams { cfg: c.clone(), embed, pos, blocks, ln_f, head_w, head_b })
+    let head_w = init.uniform("head.weight".into(), &[c.out_dim(), d], d)?;
+    let head_b = init.uniform("head.bias".into(), &[c.out_dim()], d)?;
+    Ok(TransformerParams { cfg: c.clone(), embed, embed_b, pos, blocks, ln_f, head_w, head_b })
 }
 
 fn build_mlp(c: &MlpConfig, init: &mut Init<'_>) -> Result<MlpParams> {
@@ -294,46 +546,69 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     Ok(picked.mean_all()?.neg()?)
 }
 
+/// Hardmax over the last dim: uniform weight on the maximal entries (ties
+/// averaged), as the exact engine defines it. No gradient reaches `x`.
+fn hardmax_last(x: &Tensor) -> Result<Tensor> {
+    let m = x.max_keepdim(D::Minus1)?;
+    let ties = x.broadcast_eq(&m)?.to_dtype(x.dtype())?.detach();
+    Ok(ties.broadcast_div(&ties.sum_keepdim(D::Minus1)?)?)
+}
+
 fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Result<Tensor> {
     let c = &t.cfg;
     let (b, n) = (tokens.dim(0)?, tokens.dim(1)?);
     let (d, h, dh) = (c.d_model, c.heads, c.head_dim);
+    let embed = p(&t.embed);
     let mut x = if c.vector_input {
-        // [b, n, d_in] -> [b·n, d_in] · [d_in, d] -> [b, n, d]
-        tokens.reshape((b * n, c.vocab))?.matmul(&p(&t.embed))?.reshape((b, n, d))?
+        // [b, n, d_in] -> [b·n, d_in] · [d_in, d] -> [b, n, d], in the model's dtype.
+        tokens.to_dtype(embed.dtype())?.reshape((b * n, c.vocab))?.matmul(&embed)?.reshape((b, n, d))?
     } else {
         // [b·n] -> [b·n, d] -> [b, n, d]
-        p(&t.embed).index_select(&tokens.flatten_all()?, 0)?.reshape((b, n, d))?
+        embed.index_select(&tokens.flatten_all()?, 0)?.reshape((b, n, d))?
     };
+    if let Some(eb) = &t.embed_b {
+        x = x.broadcast_add(&p(eb))?; // + [d]
+    }
     if let Some(pos) = &t.pos {
         x = x.broadcast_add(&p(pos))?; // + [n, d]
     }
     let last_only = c.task == Task::NextToken;
-    let scale = 1.0 / (dh as f64).sqrt();
+    let scale = c.score_scale();
     for (i, blk) in t.blocks.iter().enumerate() {
         // With a last-position readout, the final block only needs the last
         // query: the result at the readout is identical and the block's
         // attention/FFN cost drops by a factor n.
         let q_last = last_only && i + 1 == t.blocks.len();
         let nq = if q_last { 1 } else { n };
-        let hx = match &blk.ln1 {
-            Some((w, bb)) => layer_norm(&x, &p(w), &p(bb))?,
-            None => x.clone(),
-        };
-        let hq = if q_last { hx.narrow(1, n - 1, 1)? } else { hx.clone() };
-        // [b, m, h·dh] -> [b, m, h, dh] -> [b, h, m, dh]
-        let split =
-            |y: Tensor, m: usize| -> Result<Tensor> { Ok(y.reshape((b, m, h, dh))?.transpose(1, 2)?.contiguous()?) };
-        let q = split(linear(&hq, &p(&blk.q), None)?, nq)?;
-        let k = split(linear(&hx, &p(&blk.k), None)?, n)?;
-        let v = split(linear(&hx, &p(&blk.v), None)?, n)?;
-        let scores = (q.matmul(&k.t()?)? * scale)?; // [b, h, nq, n]
-        let attn = softmax_last(&scores)?;
-        let o = attn.matmul(&v)?; // [b, h, nq, dh]
-        let o = o.transpose(1, 2)?.contiguous()?.reshape((b, nq, h * dh))?;
-        let a = linear(&o, &p(&blk.o), None)?; // [b, nq, d]
-        let res = if q_last { x.narrow(1, n - 1, 1)? } else { x };
-        x = (res + a)?;
+        if let Some(at) = &blk.attn {
+            let hx = match &blk.ln1 {
+                Some((w, bb)) => layer_norm(&x, &p(w), &p(bb))?,
+                None => x.clone(),
+            };
+            let hq = if q_last { hx.narrow(1, n - 1, 1)? } else { hx.clone() };
+            // [b, m, h·dh] -> [b, m, h, dh] -> [b, h, m, dh]
+            let split = |y: Tensor, m: usize| -> Result<Tensor> {
+                Ok(y.reshape((b, m, h, dh))?.transpose(1, 2)?.contiguous()?)
+            };
+            let q = split(linear(&hq, &p(&at.q), None)?, nq)?;
+            let k = split(linear(&hx, &p(&at.k), None)?, n)?;
+            let v = split(linear(&hx, &p(&at.v), None)?, n)?;
+            let mut scores = q.matmul(&k.t()?)?; // [b, h, nq, n]
+            if scale != 1.0 {
+                scores = (scores * scale)?;
+            }
+            let attn = match c.attention {
+                AttentionKind::Softmax => softmax_last(&scores)?,
+                AttentionKind::Hardmax => hardmax_last(&scores)?,
+            };
+            let o = attn.matmul(&v)?; // [b, h, nq, dh]
+            let o = o.transpose(1, 2)?.contiguous()?.reshape((b, nq, h * dh))?;
+            let a = linear(&o, &p(&at.o), None)?; // [b, nq, d]
+            let res = if q_last { x.narrow(1, n - 1, 1)? } else { x };
+            x = (res + a)?;
+        } else if q_last {
+            x = x.narrow(1, n - 1, 1)?;
+        }
         let hf = match &blk.ln2 {
             Some((w, bb)) => layer_norm(&x, &p(w), &p(bb))?,
             None => x.clone(),
@@ -346,7 +621,7 @@ fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) 
         x = layer_norm(&x, &p(w), &p(bb))?;
     }
     let rows = x.dim(0)? * x.dim(1)?;
-    // [b·nq, d] -> [b·nq, C]
+    // [b·nq, d] -> [b·nq, C] (or [b·nq, 1] for a value readout)
     linear(&x.reshape((rows, d))?, &p(&t.head_w), Some(&p(&t.head_b)))
 }
 
@@ -356,7 +631,7 @@ fn mlp_forward(m: &MlpParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Re
     let (w0, b0) = &m.layers[0];
     let mut x = if c.vector_input {
         // Flattened vectors [b, n·d] · W0ᵀ [n·d, w].
-        tokens.reshape((b, n * c.vocab))?.matmul(&p(w0))?.broadcast_add(&p(b0))?
+        tokens.to_dtype(p(w0).dtype())?.reshape((b, n * c.vocab))?.matmul(&p(w0))?.broadcast_add(&p(b0))?
     } else {
         // One-hot index of (pos, token) in the flattened n·V input: pos·V + tok.
         let offsets: Vec<u32> = (0..n).map(|i| (i * c.vocab) as u32).collect();

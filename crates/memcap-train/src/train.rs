@@ -563,6 +563,7 @@ pub fn train(
 ) -> Result<RunResult> {
     crate::ensure_single_threaded_ops();
     model_cfg.validate_for(data)?;
+    model_cfg.validate_trainable()?;
     train_cfg.validate()?;
     let start = Instant::now();
     let mut init_rng = ChaCha8Rng::seed_from_u64(train_cfg.seed);

@@ -30,6 +30,7 @@ fn param_count_matches_closed_form_transformer() {
                     layer_norm: ln,
                     task,
                     vector_input: false,
+                    ..TransformerConfig::trained()
                 };
                 // Formula written out independently of the library's.
                 let expected = vocab * d
@@ -42,6 +43,43 @@ fn param_count_matches_closed_form_transformer() {
                 assert_eq!(cfg.num_params(), expected);
                 assert_eq!(allocated(&cfg), expected, "{cfg:?}");
             }
+        }
+    }
+}
+
+/// The parts a constructed model adds (embedding bias, heads only in some
+/// blocks, a value readout) are counted by the closed form and allocated.
+#[test]
+fn param_count_matches_closed_form_constructed_form() {
+    use memcap_train::config::Readout;
+    let (vocab, n, c, d, h, dh, ff, blocks) = (9, 4, 5, 6, 2, 3, 7, 4);
+    for attention_blocks in [None, Some(vec![]), Some(vec![0]), Some(vec![1, 3])] {
+        for (embed_bias, readout) in [(false, Readout::Logits), (true, Readout::Value), (true, Readout::Logits)] {
+            let a = attention_blocks.as_ref().map_or(blocks, Vec::len);
+            let o = if readout == Readout::Value { 1 } else { c };
+            let t = TransformerConfig {
+                attention_blocks: attention_blocks.clone(),
+                embed_bias,
+                readout,
+                attention_scale: Some(1.0),
+                ..TransformerConfig::for_data(
+                    &data::generate(&data::GenConfig::random_ids(4, n, vocab, c as u32, 0)).expect("data"),
+                    d,
+                    h,
+                    ff,
+                    blocks,
+                )
+            };
+            let t = TransformerConfig { head_dim: dh, ..t };
+            let expected = vocab * d
+                + if embed_bias { d } else { 0 }
+                + a * 4 * d * h * dh
+                + blocks * (2 * d * ff + ff + d)
+                + o * d
+                + o;
+            let cfg = ModelConfig::Transformer(t);
+            assert_eq!(cfg.num_params(), expected);
+            assert_eq!(allocated(&cfg), expected, "{cfg:?}");
         }
     }
 }
