@@ -86,7 +86,7 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
         FloatType::F64
     });
     let fe = float_exactness(&model, ds.as_ref(), dtype).map_err(|e| InputError(e.to_string()))?;
-    let mut cfg = hf_config(&model, &fe);
+    let mut cfg = hf_config(&model, &fe)?;
     cfg["model_sha256"] = serde_json::Value::from(memcap_sweep::exec::model_digest(&model));
     let weights = match a.format {
         ExportFormat::Safetensors => a.out.join("model.safetensors"),
@@ -99,7 +99,7 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
                 ("float_exact".to_string(), json!(fe.float_exact).to_string()),
                 ("memcap_config".to_string(), serde_json::to_string(&model.config)?),
             ];
-            memcap_export::to_onnx_as(&model, &meta, dtype)
+            memcap_export::to_onnx_as(&model, &meta, dtype)?
         }
     };
     write_atomic(&weights, &bytes).with_context(|| format!("writing {}", weights.display()))?;

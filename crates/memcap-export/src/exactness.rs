@@ -64,14 +64,21 @@ pub fn float_exactness(model: &Model, ds: Option<&Dataset>, dtype: FloatType) ->
     Ok(r)
 }
 
-/// HF-style config.json for an exported constructed model.
-pub fn hf_config(model: &Model, fe: &FloatExactness) -> serde_json::Value {
+/// HF-style config.json for an exported constructed model. `"model"` is
+/// the config of the Transformer forward pass the export's weights are for
+/// (memcap-train's, as in a training run's `config.json`), `"memcap_config"`
+/// the exact model's.
+///
+/// # Errors
+/// [`ExportError::Train`] when the model does not map onto that Transformer.
+pub fn hf_config(model: &Model, fe: &FloatExactness) -> Result<serde_json::Value, ExportError> {
     let c = &model.config;
+    let forward = memcap_train::ModelConfig::Transformer(memcap_train::model::construction_config(model)?);
     let (kind, dim) = match c.input {
         InputSpec::Ids { vocab } => ("ids", vocab),
         InputSpec::Vectors { d } => ("vectors", d),
     };
-    json!({
+    Ok(json!({
         "model_type": "memcap-constructed",
         "architectures": ["MemcapTransformer"],
         "hidden_size": c.width,
@@ -93,5 +100,6 @@ pub fn hf_config(model: &Model, fe: &FloatExactness) -> serde_json::Value {
         "float_exactness": fe,
         "torch_dtype": match fe.dtype { FloatType::F64 => "float64", FloatType::F32 => "float32" },
         "memcap_config": c,
-    })
+        "model": forward,
+    }))
 }

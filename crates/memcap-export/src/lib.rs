@@ -23,7 +23,7 @@
 //! let model = construct(&ds, &cfg).unwrap().model;
 //! let fe = memcap_export::float_exactness(&model, Some(&ds), memcap_core::certificate::FloatType::F64).unwrap();
 //! println!("float-exact: {:?} ({})", fe.float_exact, fe.basis);
-//! let onnx = memcap_export::to_onnx(&model, &[]);
+//! let onnx = memcap_export::to_onnx(&model, &[]).unwrap();
 //! let st = memcap_export::to_safetensors(&model).unwrap();
 //! assert!(!onnx.is_empty() && !st.is_empty());
 //! ```

@@ -1,35 +1,42 @@
 //! Model → ONNX (opset 13, IR 8) with f64 weights, so that onnxruntime or
 //! any other ONNX runtime can execute a memcap model without memcap.
 //!
-//! The graph is the forward pass of README "Model format" in row form
-//! (tokens are rows, `Z: [batch, n, m]`):
+//! The graph is memcap-train's Transformer forward pass, the one trained
+//! and constructed models share, on the weights it runs
+//! ([`forward_weights`]), in row form (tokens are rows, `Z: [batch, n, d]`):
 //!
 //! ```text
-//! Z = Gather(W_Eᵀ, tokens) | x·W_Eᵀ,  + b_E (+ Pᵀ)
-//! per block with heads:  Z += Σ_h softmax_k(Σ_s (Z W_Qᵀ)[j,s] (Z W_Kᵀ)[k,s]) (Z W_Vᵀ) W_Oᵀ
-//!                        (hardmax: ties averaged, via ReduceMax/Equal/Cast/ReduceSum/Div)
-//! per block:             Z += Relu(Z W_1ᵀ + b_1) W_2ᵀ + b_2
-//! out = Z w_o + b_o  → [batch, n]   (next-token: read column n−1)
+//! Z = Gather(embed.weight, tokens) | x·embed.weight,  + embed.bias (+ pos_embed.weight)
+//! per block with heads:  Q, K, V = Z·q_projᵀ, …  reshaped [batch, n, h, d_h]
+//!                        scores[b, j, k, h] = scale · Σ_s Q[b, j, h, s] K[b, k, h, s]
+//!                        A = softmax over keys k (hardmax: ties averaged, via ReduceMax/Equal/Cast/ReduceSum/Div)
+//!                        Z += (Σ_k A[b, j, k, h] V[b, k, h, ·]) merged to [batch, n, h·d_h] · o_projᵀ
+//! per block:             Z += Relu(Z·fc1ᵀ + fc1.bias)·fc2ᵀ + fc2.bias
+//! out = Z·headᵀ + head.bias  → [batch, n]   (next-token: read column n−1)
 //! ```
 //!
-//! Attention is exported in its general form (every head's Q, K, V, O
-//! matrices), so any model in the format runs, not only the constructed one
-//! with W_Q = W_K = 0; blocks without heads are the identity and are
-//! skipped. Weights are initializers under the same names as in the
-//! safetensors export but stored **pre-transposed**, `[in, out]` (the
-//! safetensors file holds PyTorch's `[out, in]`): the graph has no
-//! `Transpose` feeding a `MatMul`, a pair onnxruntime fuses into
+//! Attention is exported in its general form, so any model in the format
+//! runs, not only the constructed one with W_Q = W_K = 0; blocks without
+//! heads are the identity and are skipped. Weights are initializers under
+//! the safetensors names; matrices are stored **pre-transposed**, `[in,
+//! out]` (the safetensors file holds PyTorch's `[out, in]`): the graph has
+//! no `Transpose` feeding a `MatMul`, a pair onnxruntime fuses into
 //! `FusedMatMul`, which lacks an f64 kernel in some versions. Attention
-//! scores are a broadcast product summed over the head dimension for the
-//! same reason.
+//! scores and the weighted sum of values are broadcast products summed over
+//! an axis for the same reason.
 
 use crate::onnx_proto::{
     attribute_type, data_type, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
+use std::collections::BTreeMap;
+
+use crate::ExportError;
+use candle_core::DType;
 use memcap_core::certificate::FloatType;
-use memcap_core::model::{AttentionKind, InputSpec, Model, Sparse};
+use memcap_core::model::{AttentionKind, InputSpec, Model};
 use memcap_core::Positional;
+use memcap_train::{ModelConfig, TransformerConfig};
 use prost::Message;
 
 /// The opset the graph is written for (Squeeze/ReduceSum take axes as inputs).
@@ -95,24 +102,6 @@ impl Builder {
         });
         name.to_string()
     }
-    /// A weight matrix stored pre-transposed, `[cols, rows]` = `[in, out]`,
-    /// the layout `MatMul` takes. No runtime `Transpose` feeds a `MatMul`:
-    /// onnxruntime fuses such pairs into `FusedMatMul`, which has no f64
-    /// kernel in some versions (1.22 refuses to open the session).
-    fn matrix_t(&mut self, name: &str, s: &Sparse) -> String {
-        let dense = s.to_dense_f64();
-        let mut t = vec![0.0; dense.len()];
-        for r in 0..s.rows {
-            for c in 0..s.cols {
-                t[c * s.rows + r] = dense[r * s.cols + c];
-            }
-        }
-        self.init_f64(name, vec![s.cols as i64, s.rows as i64], &t)
-    }
-    /// A bias (an n×1 matrix) as a 1-D initializer.
-    fn vector(&mut self, name: &str, s: &Sparse) -> String {
-        self.init_f64(name, vec![(s.rows * s.cols) as i64], &s.to_dense_f64())
-    }
     fn matmul(&mut self, a: &str, b: &str) -> String {
         self.node("MatMul", &[a, b], "mm", vec![])
     }
@@ -148,115 +137,148 @@ fn tensor_info(name: &str, elem: i32, dims: &[Result<i64, &str>]) -> ValueInfoPr
 }
 
 /// Builds the ONNX model; `metadata` goes into `metadata_props`.
-pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> ModelProto {
+///
+/// # Errors
+/// As [`forward_weights`].
+pub fn to_onnx_proto(model: &Model, metadata: &[(String, String)]) -> Result<ModelProto, ExportError> {
     to_onnx_proto_as(model, metadata, FloatType::F64)
 }
 
 /// [`to_onnx_proto`] with every float tensor (weights, vector inputs,
 /// output) in `dtype`.
-pub fn to_onnx_proto_as(model: &Model, metadata: &[(String, String)], dtype: FloatType) -> ModelProto {
-    let c = &model.config;
-    let w = &model.weights;
+///
+/// # Errors
+/// As [`forward_weights`].
+pub fn to_onnx_proto_as(
+    model: &Model,
+    metadata: &[(String, String)],
+    dtype: FloatType,
+) -> Result<ModelProto, ExportError> {
+    let (c, tensors) = forward_weights(model, dtype)?;
+    let weights: BTreeMap<String, (Vec<usize>, Vec<f64>)> =
+        tensors.into_iter().map(|(name, shape, vals)| (name, (shape, vals))).collect();
+    let get = |name: &str| -> Result<&(Vec<usize>, Vec<f64>), ExportError> {
+        weights.get(name).ok_or_else(|| ExportError::Weights(format!("{name} is missing")))
+    };
     let n = c.seq_len as i64;
+    let (h, dh) = (c.heads as i64, c.head_dim as i64);
     let elem = match dtype {
         FloatType::F64 => data_type::DOUBLE,
         FloatType::F32 => data_type::FLOAT,
     };
     let mut b = Builder { elem, nodes: Vec::new(), inits: Vec::new(), next: 0 };
-
-    // Embedding.
-    let input = input_name(model);
-    let embed_t = b.matrix_t("embed.weight", &w.embed);
-    let (mut z, input_info) = match c.input {
-        InputSpec::Ids { .. } => {
-            let g = b.node("Gather", &[&embed_t, input], "embed", vec![int_attr("axis", 0)]);
-            (g, tensor_info(input, data_type::INT64, &[Err("batch"), Ok(n)]))
+    // A `[out, in]` weight stored pre-transposed, `[in, out]` (see the module docs).
+    let matrix_t = |b: &mut Builder, name: &str| -> Result<String, ExportError> {
+        let (shape, vals) = get(name)?;
+        let (rows, cols) = (shape[0], shape[1]);
+        let mut t = vec![0.0; vals.len()];
+        for r in 0..rows {
+            for col in 0..cols {
+                t[col * rows + r] = vals[r * cols + col];
+            }
         }
-        InputSpec::Vectors { d } => {
-            (b.matmul(input, &embed_t), tensor_info(input, elem, &[Err("batch"), Ok(n), Ok(d as i64)]))
-        }
+        Ok(b.init_f64(name, vec![cols as i64, rows as i64], &t))
     };
-    let eb = b.vector("embed.bias", &w.embed_bias);
-    z = b.add(&z, &eb);
-    if let (Some(p), Positional::Learned) = (&w.pos, c.positional) {
-        let pt = b.matrix_t("pos.weight", p);
-        z = b.add(&z, &pt);
-    }
+    let as_is = |b: &mut Builder, name: &str| -> Result<String, ExportError> {
+        let (shape, vals) = get(name)?;
+        Ok(b.init_f64(name, shape.iter().map(|&d| d as i64).collect(), vals))
+    };
 
-    let any_heads = w.blocks.iter().any(|blk| !blk.heads.is_empty());
-    let (axes1, axes2, axes_last) = if any_heads {
-        (b.init_i64("const.axes_1", &[1]), b.init_i64("const.axes_2", &[2]), b.init_i64("const.axes_last", &[-1]))
+    // Embedding: `embed.weight [V, d]` is both the lookup table and the
+    // input projection of vector tokens.
+    let input = input_name(model);
+    let embed = as_is(&mut b, "embed.weight")?;
+    let (mut z, input_info) = if c.vector_input {
+        (b.matmul(input, &embed), tensor_info(input, elem, &[Err("batch"), Ok(n), Ok(c.vocab as i64)]))
+    } else {
+        let g = b.node("Gather", &[&embed, input], "embed", vec![int_attr("axis", 0)]);
+        (g, tensor_info(input, data_type::INT64, &[Err("batch"), Ok(n)]))
+    };
+    if c.embed_bias {
+        let eb = as_is(&mut b, "embed.bias")?;
+        z = b.add(&z, &eb);
+    }
+    if c.positional == Positional::Learned {
+        let p = as_is(&mut b, "pos_embed.weight")?;
+        z = b.add(&z, &p);
+    }
+    let axes = |b: &mut Builder, v: i64| b.init_i64(&format!("const.axes_{}", v.to_string().replace('-', "m")), &[v]);
+    let any_heads = (0..c.blocks).any(|l| c.has_attention(l));
+    let (heads_shape, merged_shape) = if any_heads {
+        (b.init_i64("const.shape_heads", &[0, 0, h, dh]), b.init_i64("const.shape_merged", &[0, 0, h * dh]))
     } else {
         Default::default()
     };
-    let minus_one = axes_last.clone();
-    for (l, blk) in w.blocks.iter().enumerate() {
-        if !blk.heads.is_empty() {
-            let mut attn: Option<String> = None;
-            for (h, hd) in blk.heads.iter().enumerate() {
-                let p = format!("blocks.{l}.attn.{h}");
-                let (wq, wk, wv, wo) = (
-                    b.matrix_t(&format!("{p}.q.weight"), &hd.wq),
-                    b.matrix_t(&format!("{p}.k.weight"), &hd.wk),
-                    b.matrix_t(&format!("{p}.v.weight"), &hd.wv),
-                    b.matrix_t(&format!("{p}.o.weight"), &hd.wo),
-                );
-                let q = b.matmul(&z, &wq);
-                let k = b.matmul(&z, &wk);
-                let v = b.matmul(&z, &wv);
-                // scores[b, query j, key k] = Q_j · K_k, as a broadcast product summed over the head
-                // dimension (no Transpose→MatMul pair for a runtime to fuse); the model's column-wise σ
-                // over keys is a row softmax here.
-                let q4 = b.node("Unsqueeze", &[&q, &axes2], "q4", vec![]);
-                let k4 = b.node("Unsqueeze", &[&k, &axes1], "k4", vec![]);
-                let qk = b.node("Mul", &[&q4, &k4], "qk", vec![]);
-                let s = b.node("ReduceSum", &[&qk, &axes_last], "scores", vec![int_attr("keepdims", 0)]);
-                let a = match c.attention {
-                    AttentionKind::Softmax => b.node("Softmax", &[&s], "softmax", vec![int_attr("axis", -1)]),
-                    AttentionKind::Hardmax => {
-                        let mx =
-                            b.node("ReduceMax", &[&s], "max", vec![ints_attr("axes", &[-1]), int_attr("keepdims", 1)]);
-                        let eq = b.node("Equal", &[&s, &mx], "ties", vec![]);
-                        let ef = b.node("Cast", &[&eq], "tiesf", vec![int_attr("to", elem as i64)]);
-                        let cnt = b.node("ReduceSum", &[&ef, &minus_one], "count", vec![int_attr("keepdims", 1)]);
-                        b.node("Div", &[&ef, &cnt], "hardmax", vec![])
-                    }
-                };
-                let o = b.matmul(&a, &v);
-                let o = b.matmul(&o, &wo);
-                attn = Some(match attn {
-                    None => o,
-                    Some(acc) => b.add(&acc, &o),
-                });
+    let scale = c.score_scale();
+    for l in 0..c.blocks {
+        let pre = format!("blocks.{l}");
+        if c.has_attention(l) {
+            let [a1, a2, a4, a_last] = [1, 2, 4, -1].map(|v| axes(&mut b, v));
+            // [B, n, h·dh] -> [B, n, h, dh]
+            let proj = |b: &mut Builder, s: &str| -> Result<String, ExportError> {
+                let w = matrix_t(b, &format!("{pre}.attn.{s}_proj.weight"))?;
+                let y = b.matmul(&z, &w);
+                Ok(b.node("Reshape", &[&y, &heads_shape], s, vec![]))
+            };
+            let (q, k, v) = (proj(&mut b, "q")?, proj(&mut b, "k")?, proj(&mut b, "v")?);
+            // scores[B, query, key, head] = Σ_s q[B, query, head, s] k[B, key, head, s]: a broadcast
+            // product summed over the head dimension (no Transpose→MatMul pair for a runtime to fuse).
+            let q5 = b.node("Unsqueeze", &[&q, &a2], "q5", vec![]);
+            let k5 = b.node("Unsqueeze", &[&k, &a1], "k5", vec![]);
+            let qk = b.node("Mul", &[&q5, &k5], "qk", vec![]);
+            let mut s = b.node("ReduceSum", &[&qk, &a_last], "scores", vec![int_attr("keepdims", 0)]);
+            if scale != 1.0 {
+                let sc = b.init_f64(&format!("{pre}.attn.scale"), vec![], &[scale]);
+                s = b.node("Mul", &[&s, &sc], "scaled", vec![]);
             }
-            if let Some(a) = attn {
-                z = b.add(&z, &a);
-            }
+            // Normalized over keys (axis 2), per query and head.
+            let a = match c.attention {
+                AttentionKind::Softmax => b.node("Softmax", &[&s], "softmax", vec![int_attr("axis", 2)]),
+                AttentionKind::Hardmax => {
+                    let mx = b.node("ReduceMax", &[&s], "max", vec![ints_attr("axes", &[2]), int_attr("keepdims", 1)]);
+                    let eq = b.node("Equal", &[&s, &mx], "ties", vec![]);
+                    let ef = b.node("Cast", &[&eq], "tiesf", vec![int_attr("to", elem as i64)]);
+                    let cnt = b.node("ReduceSum", &[&ef, &a2], "count", vec![int_attr("keepdims", 1)]);
+                    b.node("Div", &[&ef, &cnt], "hardmax", vec![])
+                }
+            };
+            // o[B, query, head, s] = Σ_key a[B, query, key, head] v[B, key, head, s]
+            let a5 = b.node("Unsqueeze", &[&a, &a4], "a5", vec![]);
+            let v5 = b.node("Unsqueeze", &[&v, &a1], "v5", vec![]);
+            let av = b.node("Mul", &[&a5, &v5], "av", vec![]);
+            let o = b.node("ReduceSum", &[&av, &a2], "o", vec![int_attr("keepdims", 0)]);
+            let o = b.node("Reshape", &[&o, &merged_shape], "o_merged", vec![]);
+            let wo = matrix_t(&mut b, &format!("{pre}.attn.o_proj.weight"))?;
+            let o = b.matmul(&o, &wo);
+            z = b.add(&z, &o);
         }
-        let p = format!("blocks.{l}.ffn");
-        let w1 = b.matrix_t(&format!("{p}.w1.weight"), &blk.ffn.w1);
-        let b1 = b.vector(&format!("{p}.w1.bias"), &blk.ffn.b1);
-        let w2 = b.matrix_t(&format!("{p}.w2.weight"), &blk.ffn.w2);
-        let b2 = b.vector(&format!("{p}.w2.bias"), &blk.ffn.b2);
-        let h = b.matmul(&z, &w1);
-        let h = b.add(&h, &b1);
-        let h = b.node("Relu", &[&h], "relu", vec![]);
-        let f = b.matmul(&h, &w2);
+        let p = format!("{pre}.ffn");
+        let w1 = matrix_t(&mut b, &format!("{p}.fc1.weight"))?;
+        let b1 = as_is(&mut b, &format!("{p}.fc1.bias"))?;
+        let w2 = matrix_t(&mut b, &format!("{p}.fc2.weight"))?;
+        let b2 = as_is(&mut b, &format!("{p}.fc2.bias"))?;
+        let hid = b.matmul(&z, &w1);
+        let hid = b.add(&hid, &b1);
+        let hid = b.node("Relu", &[&hid], "relu", vec![]);
+        let f = b.matmul(&hid, &w2);
         let f = b.add(&f, &b2);
         z = b.add(&z, &f);
     }
-    let ro = b.matrix_t("readout.weight", &w.readout);
-    let rb = b.vector("readout.bias", &w.readout_bias);
+    let ro = matrix_t(&mut b, "head.weight")?;
+    let rb = as_is(&mut b, "head.bias")?;
     let o = b.matmul(&z, &ro);
     let o = b.add(&o, &rb);
-    let axes = if any_heads { axes2 } else { b.init_i64("const.axes_2", &[2]) };
+    let a2 = axes(&mut b, 2);
     b.nodes.push(NodeProto {
-        input: vec![o, axes],
+        input: vec![o, a2],
         output: vec!["out".into()],
         name: "Squeeze_out".into(),
         op_type: "Squeeze".into(),
         ..Default::default()
     });
+    // Every initializer once, in a fixed order: equal models, equal bytes.
+    let mut seen = std::collections::BTreeSet::new();
+    b.inits.retain(|t| seen.insert(t.name.clone()));
 
     let graph = GraphProto {
         node: b.nodes,
@@ -267,7 +289,7 @@ pub fn to_onnx_proto_as(model: &Model, metadata: &[(String, String)], dtype: Flo
         output: vec![tensor_info("out", elem, &[Err("batch"), Ok(n)])],
         value_info: vec![],
     };
-    ModelProto {
+    Ok(ModelProto {
         ir_version: IR_VERSION,
         producer_name: "memcap".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
@@ -280,15 +302,57 @@ pub fn to_onnx_proto_as(model: &Model, metadata: &[(String, String)], dtype: Flo
             .iter()
             .map(|(k, v)| StringStringEntryProto { key: k.clone(), value: v.clone() })
             .collect(),
+    })
+}
+
+/// `(name, PyTorch shape, values)` of every tensor, sorted by name.
+pub type ForwardWeights = Vec<(String, Vec<usize>, Vec<f64>)>;
+
+/// The weights memcap-train's forward pass runs for a constructed model
+/// ([`memcap_train::model::Model::from_construction`] in `dtype`), with its
+/// config: `(name, PyTorch shape, values)`, sorted by name. The values are
+/// the `dtype` weights, widened to f64 without change. Both export formats
+/// write these and nothing else.
+///
+/// # Errors
+/// [`ExportError::Train`] when the model does not map onto the Transformer
+/// (a block with some but not all heads).
+pub fn forward_weights(
+    model: &Model,
+    dtype: FloatType,
+) -> Result<(TransformerConfig, ForwardWeights), ExportError> {
+    let dt = match dtype {
+        FloatType::F64 => DType::F64,
+        FloatType::F32 => DType::F32,
+    };
+    let m = memcap_train::model::Model::from_construction(model, dt)?;
+    let ModelConfig::Transformer(cfg) = m.config().clone() else {
+        return Err(ExportError::Weights("a constructed model maps onto the Transformer".into()));
+    };
+    let mut out = Vec::new();
+    for (name, t) in m.tensors()? {
+        let vals = t
+            .to_dtype(DType::F64)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f64>())
+            .map_err(memcap_train::TrainError::from)?;
+        out.push((name, t.dims().to_vec(), vals));
     }
+    Ok((cfg, out))
 }
 
 /// Serialized ONNX bytes (f64).
-pub fn to_onnx(model: &Model, metadata: &[(String, String)]) -> Vec<u8> {
-    to_onnx_proto(model, metadata).encode_to_vec()
+///
+/// # Errors
+/// As [`forward_weights`].
+pub fn to_onnx(model: &Model, metadata: &[(String, String)]) -> Result<Vec<u8>, ExportError> {
+    Ok(to_onnx_proto(model, metadata)?.encode_to_vec())
 }
 
 /// Serialized ONNX bytes with float tensors in `dtype`.
-pub fn to_onnx_as(model: &Model, metadata: &[(String, String)], dtype: FloatType) -> Vec<u8> {
-    to_onnx_proto_as(model, metadata, dtype).encode_to_vec()
+///
+/// # Errors
+/// As [`forward_weights`].
+pub fn to_onnx_as(model: &Model, metadata: &[(String, String)], dtype: FloatType) -> Result<Vec<u8>, ExportError> {
+    Ok(to_onnx_proto_as(model, metadata, dtype)?.encode_to_vec())
 }

@@ -1,6 +1,7 @@
-//! Model → safetensors with dense f64 weights in PyTorch layout
-//! (`[out, in]` matrices, names as in [`memcap_core::Model::tensors`]), and
-//! the config as metadata. f64 rounds big weights: whether the file is
+//! Model → safetensors: the dense weights memcap-train's Transformer forward
+//! pass runs for the model ([`crate::onnx::forward_weights`]: PyTorch names
+//! and `[out, in]` layout), in f64 or f32, with both configs as metadata
+//! (`config`: the exact model's; `model`: the forward pass's). f64 rounds big weights: whether the file is
 //! float-exact is recorded in the metadata (`float_exact`).
 
 use crate::ExportError;
@@ -22,18 +23,16 @@ pub fn to_safetensors(model: &Model) -> Result<Vec<u8>, ExportError> {
 /// # Errors
 /// [`ExportError::Safetensors`] if serialization fails.
 pub fn to_safetensors_as(model: &Model, dtype: FloatType) -> Result<Vec<u8>, ExportError> {
-    let tensors = model.tensors();
+    // What memcap-train's forward pass runs for this model, in `dtype`.
+    let (forward_cfg, tensors) = crate::onnx::forward_weights(model, dtype)?;
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(name, t)| {
-            let dense = t.to_dense_f64();
+        .into_iter()
+        .map(|(name, shape, vals)| {
             let bytes = match dtype {
-                FloatType::F64 => dense.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                FloatType::F32 => dense.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect(),
+                FloatType::F64 => vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                FloatType::F32 => vals.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect(),
             };
-            // Bias vectors are stored as [n]; matrices as [rows, cols].
-            let shape = if name.ends_with(".bias") { vec![t.rows * t.cols] } else { vec![t.rows, t.cols] };
-            (name.clone(), shape, bytes)
+            (name, shape, bytes)
         })
         .collect();
     let views = data
@@ -54,6 +53,7 @@ pub fn to_safetensors_as(model: &Model, dtype: FloatType) -> Result<Vec<u8>, Exp
         ("format".to_string(), "pt".to_string()),
         ("memcap_format".to_string(), "memcap-safetensors".to_string()),
         ("config".to_string(), serde_json::to_string(&model.config)?),
+        ("model".to_string(), serde_json::to_string(&memcap_train::ModelConfig::Transformer(forward_cfg))?),
         ("dtype".to_string(), dtype.name().to_string()),
         ("weights_inexact_f64".to_string(), acc.weights_inexact_f64.to_string()),
         ("weights_inexact_f32".to_string(), acc.weights_inexact_f32.to_string()),

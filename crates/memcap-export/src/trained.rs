@@ -3,6 +3,8 @@
 //! 1e-5.
 
 use crate::ExportError;
+use std::collections::BTreeMap;
+
 use candle_core::{Device, Tensor};
 use memcap_core::Dataset;
 use memcap_train::ModelConfig;
@@ -19,21 +21,18 @@ pub fn trained_logits(config: &ModelConfig, safetensors: &[u8], ds: &Dataset) ->
     memcap_train::ensure_single_threaded_ops();
     config.validate_for(ds)?;
     let st = safetensors::SafeTensors::deserialize(safetensors)?;
-    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-    let model = memcap_train::model::Model::new(config, &mut rng)?;
-    for v in model.vars() {
-        let t = st.tensor(&v.name).map_err(|e| ExportError::Weights(format!("{}: {e}", v.name)))?;
+    let mut tensors = BTreeMap::new();
+    for (name, t) in st.tensors() {
         if t.dtype() != safetensors::Dtype::F32 {
-            return Err(ExportError::Weights(format!("{}: dtype {:?}, expected F32", v.name, t.dtype())));
+            return Err(ExportError::Weights(format!("{name}: dtype {:?}, expected F32", t.dtype())));
         }
         let vals: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let mut tensor = Tensor::from_vec(vals, t.shape(), &Device::Cpu).map_err(memcap_train::TrainError::from)?;
-        if v.transposed {
-            tensor = tensor.t().and_then(|t| t.contiguous()).map_err(memcap_train::TrainError::from)?;
-        }
-        v.var.set(&tensor).map_err(|e| ExportError::Weights(format!("{}: {e}", v.name)))?;
+        let tensor = Tensor::from_vec(vals, t.shape(), &Device::Cpu).map_err(memcap_train::TrainError::from)?;
+        tensors.insert(name, tensor);
     }
-    config.validate_for(ds)?;
+    // The forward pass training ran, on the stored weights (missing,
+    // misshapen or foreign tensors are refused by name).
+    let model = memcap_train::model::Model::from_tensors(config, &tensors)?;
     let tokens = memcap_train::data::input_tensor(ds)?;
     let logits = model.logits(&tokens, true)?;
     Ok(logits.to_vec2().map_err(memcap_train::TrainError::from)?)

@@ -5,6 +5,7 @@
 use memcap_core::certificate::FloatType;
 use memcap_core::gen::{generate, GenConfig};
 use memcap_core::{construct, ConstructConfig};
+use memcap_export::onnx::forward_weights;
 use memcap_export::{float_exactness, to_onnx, to_safetensors};
 
 fn toy() -> (memcap_core::Model, memcap_core::Dataset) {
@@ -15,18 +16,30 @@ fn toy() -> (memcap_core::Model, memcap_core::Dataset) {
     (model, ds)
 }
 
+/// The safetensors file holds exactly the weights memcap-train's forward
+/// pass runs (PyTorch names and layouts), every nonzero of the exact model
+/// is in it, and equal models give equal bytes.
 #[test]
-fn safetensors_hold_every_tensor_and_are_deterministic() {
+fn safetensors_hold_the_forward_pass_weights_and_are_deterministic() {
     let (model, _) = toy();
     let bytes = to_safetensors(&model).unwrap();
+    assert_eq!(bytes, to_safetensors(&model).unwrap());
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(st.names().len(), model.tensors().len());
-    for (name, t) in model.tensors() {
-        let view = st.tensor(&name).unwrap();
+    let (_, forward) = forward_weights(&model, FloatType::F64).unwrap();
+    assert_eq!(st.names().len(), forward.len());
+    let mut nonzero = 0;
+    for (name, shape, vals) in &forward {
+        let view = st.tensor(name).unwrap();
         assert_eq!(view.dtype(), safetensors::Dtype::F64);
-        assert_eq!(view.shape().iter().product::<usize>(), t.rows * t.cols, "{name}");
+        assert_eq!(view.shape(), shape.as_slice(), "{name}");
+        let stored: Vec<f64> = view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(&stored, vals, "{name}");
+        nonzero += vals.iter().filter(|v| **v != 0.0).count();
     }
-    assert_eq!(to_onnx(&model, &[]), to_onnx(&model, &[]));
+    assert_eq!(nonzero as u64, model.accounting().params_nonzero);
+    // The embedding is the lookup table [V, m], the transpose of W_E [m, V].
+    assert_eq!(st.tensor("embed.weight").unwrap().shape(), &[model.weights.embed.cols, model.weights.embed.rows]);
+    assert_eq!(to_onnx(&model, &[]).unwrap(), to_onnx(&model, &[]).unwrap());
 }
 
 #[test]

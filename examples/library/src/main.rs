@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cert.certified
     );
     let st = memcap_export::to_safetensors(&built.model)?;
-    println!("safetensors {} bytes, onnx {} bytes", st.len(), memcap_export::to_onnx(&built.model, &[]).len());
+    println!("safetensors {} bytes, onnx {} bytes", st.len(), memcap_export::to_onnx(&built.model, &[])?.len());
 
     // Path 2: what gradient descent finds on the same dataset.
     memcap_train::ensure_single_threaded_ops();
