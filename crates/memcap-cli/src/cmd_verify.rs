@@ -40,6 +40,13 @@ pub struct VerifyArgs {
     /// f32 forward pass of the same weights.
     #[arg(long)]
     f32: bool,
+    /// Also run the weights through memcap-train's Transformer forward
+    /// pass (candle; the one trained models, `memcap export` and
+    /// python/memcap_ref.py run) in this dtype, and count the examples whose
+    /// every output equals the label. A float run beside the exact one:
+    /// only `--precision` constructions are certified to pass it.
+    #[arg(long, value_enum, value_name = "DTYPE")]
+    transformer_forward: Option<memcap_core::certificate::FloatType>,
     /// Apply the same dedupe policy as at construction.
     #[arg(long, value_enum, default_value = "error")]
     dedupe: Dedupe,
@@ -199,11 +206,61 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
         }
         results.push(json!({"report": r, "first_divergence": div}));
     }
+    let forward = match a.transformer_forward {
+        Some(dtype) => Some(transformer_forward(&model, &ds, dtype, a.json)?),
+        None => None,
+    };
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"results": results, "accounting": accounting_json(&model, &ds)}))?
+            serde_json::to_string_pretty(&json!({
+                "results": results,
+                "transformer_forward": forward,
+                "accounting": accounting_json(&model, &ds),
+            }))?
         );
     }
     Ok(if exact_ok { Outcome::Ok } else { Outcome::NotMemorized })
+}
+
+/// `--transformer-forward`: the model in memcap-train's forward pass, every
+/// example, outputs compared with the labels (ignored positions skipped).
+fn transformer_forward(
+    model: &memcap_core::Model,
+    ds: &memcap_core::Dataset,
+    dtype: memcap_core::certificate::FloatType,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    use memcap_core::certificate::FloatType;
+    let dt = match dtype {
+        FloatType::F64 => candle_core::DType::F64,
+        FloatType::F32 => candle_core::DType::F32,
+    };
+    memcap_train::ensure_single_threaded_ops();
+    let start = std::time::Instant::now();
+    let bars = crate::progress::Bars::new(!quiet);
+    memcap_core::eval::Progress::start(&bars, "transformer forward", ds.len() as u64);
+    let mut done = 0;
+    let outs = memcap_train::model::construction_outputs(model, ds, dt, 256, &mut |k| {
+        memcap_core::eval::Progress::inc(&bars, (k - done) as u64);
+        done = k;
+    })
+    .map_err(|e| InputError(format!("transformer forward: {e}")))?;
+    bars.finish();
+    let memorized = outs
+        .iter()
+        .zip(ds.label_rows())
+        .filter(|(o, y)| {
+            o.iter().zip(y.iter()).all(|(&v, &l)| l == memcap_core::data::IGNORE || v == f64::from(l))
+        })
+        .count();
+    let seconds = start.elapsed().as_secs_f64();
+    if !quiet {
+        println!(
+            "transformer forward ({}, memcap-train/candle): {memorized}/{} examples with every output equal to the label ({seconds:.1} s)",
+            dtype.name(),
+            ds.len()
+        );
+    }
+    Ok(json!({"dtype": dtype.name(), "examples": ds.len(), "memorized": memorized, "seconds": seconds}))
 }

@@ -306,3 +306,23 @@ fn construct_refuses_an_output_that_collides_with_its_safetensors() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("same file") && !out.exists(), "{}", stderr(&o));
 }
+
+/// `verify --transformer-forward f32` runs an f32 construction through
+/// memcap-train's forward pass (the one exports and trained models run) and
+/// gets every label; the default exact construction on n = 3 does not, and
+/// says so without changing the exit code (only exact arithmetic decides).
+#[test]
+fn verify_runs_the_transformer_forward_in_the_construction_dtype() {
+    let d = tmpdir("tforward");
+    let (data, f32m, exact) = (d.join("d.jsonl"), d.join("f32.json"), d.join("exact.json"));
+    ok_out(memcap(&["gen", "-N", "200", "-n", "3", "--vocab", "20", "--classes", "8", "-o", s(&data)]));
+    ok_out(memcap(&["construct", s(&data), "--precision", "f32", "-o", s(&f32m), "--no-safetensors"]));
+    let out = ok_out(memcap(&["verify", s(&f32m), s(&data), "--transformer-forward", "f32", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["transformer_forward"]["memorized"], 200, "{out}");
+    assert_eq!(v["transformer_forward"]["dtype"], "f32");
+    ok_out(memcap(&["construct", s(&data), "-o", s(&exact), "--no-safetensors"]));
+    let out = ok_out(memcap(&["verify", s(&exact), s(&data), "--transformer-forward", "f64"]));
+    let line = out.lines().find(|l| l.starts_with("transformer forward (f64")).expect("a transformer forward line");
+    assert!(!line.contains("200/200"), "{line}");
+}

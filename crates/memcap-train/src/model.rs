@@ -438,6 +438,44 @@ impl Model {
     }
 }
 
+/// A constructed model run through the Transformer forward pass in `dtype`
+/// ([`Model::from_construction`]) on every example of `ds`: the values at
+/// the read positions, `[N][1]` (next-token) or `[N][n]` (seq2seq), widened
+/// to f64 without change. Runs `batch` examples at a time and calls
+/// `progress(done)` after each batch. A float run: whether it equals the
+/// exact one is the certificate's question (`memcap_core::certificate`).
+///
+/// # Errors
+/// As [`Model::from_construction`]; [`TrainError::Data`] for data the model
+/// cannot read; candle failures.
+pub fn construction_outputs(
+    m: &memcap_core::Model,
+    ds: &crate::data::Dataset,
+    dtype: DType,
+    batch: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<f64>>> {
+    let model = Model::from_construction(m, dtype)?;
+    ModelConfig::Transformer(construction_config(m)?).validate_for(ds)?;
+    let tokens = crate::data::input_tensor(ds)?;
+    let (n_ex, n) = (ds.len(), ds.seq_len());
+    let per = if ds.task() == Task::NextToken { 1 } else { n };
+    let mut out = Vec::with_capacity(n_ex);
+    let mut start = 0;
+    while start < n_ex {
+        let len = batch.max(1).min(n_ex - start);
+        let vals = model
+            .logits(&tokens.narrow(0, start, len)?, true)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        out.extend(vals.chunks(per).map(<[f64]>::to_vec));
+        start += len;
+        progress(start);
+    }
+    Ok(out)
+}
+
 fn build_transformer(c: &TransformerConfig, init: &mut Init<'_>) -> Result<TransformerParams> {
     let (d, hd) = (c.d_model, c.heads * c.head_dim);
     // Id rows are N(0, 1); a projection of d_in-dimensional vectors is
