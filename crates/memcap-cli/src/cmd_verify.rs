@@ -250,9 +250,7 @@ fn transformer_forward(
     let memorized = outs
         .iter()
         .zip(ds.label_rows())
-        .filter(|(o, y)| {
-            o.iter().zip(y.iter()).all(|(&v, &l)| l == memcap_core::data::IGNORE || v == f64::from(l))
-        })
+        .filter(|(o, y)| o.iter().zip(y.iter()).all(|(&v, &l)| l == memcap_core::data::IGNORE || v == f64::from(l)))
         .count();
     let seconds = start.elapsed().as_secs_f64();
     if !quiet {

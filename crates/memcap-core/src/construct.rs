@@ -203,6 +203,27 @@ fn ibig(v: impl Into<IBig>) -> RBig {
     RBig::from(v.into())
 }
 
+/// A step pair on register `x` at threshold `t` (docs/construction.md §7.4):
+/// hidden units `base` = ReLU(x − t + 1) and `base + 1` = ReLU(x − t), whose
+/// difference is the step [x ≥ t] on integers. The caller writes the pair's
+/// W_2 columns (+c on `base`, −c on `base + 1`).
+pub(crate) fn push_step_pair(f: &mut Ffn, base: usize, x: usize, t: &IBig) {
+    f.w1.push(base, x, RBig::ONE);
+    f.b1.push(base, 0, ibig(IBig::ONE - t));
+    f.w1.push(base + 1, x, RBig::ONE);
+    f.b1.push(base + 1, 0, ibig(-t.clone()));
+}
+
+/// The label accumulation unit ReLU(lab + C_y·match − C_y) → out: adds the
+/// slot's label to `out` when the match flag is 1, and nothing when it is 0
+/// (labels are below C_y; docs/construction.md §7.4).
+pub(crate) fn push_accumulate(f: &mut Ffn, unit: usize, lab: usize, mat: usize, out: usize, c_y: &IBig) {
+    f.w1.push(unit, lab, RBig::ONE);
+    f.w1.push(unit, mat, ibig(c_y.clone()));
+    f.b1.push(unit, 0, ibig(-c_y.clone()));
+    f.w2.push(out, unit, RBig::ONE);
+}
+
 fn bitlen(x: &IBig) -> usize {
     use dashu_int::ops::{BitTest, UnsignedAbs};
     x.unsigned_abs().bit_len()
@@ -307,10 +328,7 @@ pub fn memorizer(
         for (s, &j) in steps.iter().skip(li * p_a).take(p_a).enumerate() {
             let theta = points[j * rho].0.clone();
             let (ua, ub) = (2 * s, 2 * s + 1);
-            f.w1.push(ua, r.u, RBig::ONE);
-            f.b1.push(ua, 0, ibig(IBig::ONE - &theta));
-            f.w1.push(ub, r.u, RBig::ONE);
-            f.b1.push(ub, 0, ibig(-theta));
+            push_step_pair(&mut f, ua, r.u, &theta);
             let dw = &w_blk[j] - &w_blk[j - 1];
             let dy = &y_blk[j] - &y_blk[j - 1];
             f.w2.push(r.w, ua, ibig(dw.clone()));
@@ -322,22 +340,14 @@ pub fn memorizer(
     }
 
     // Label accumulation unit: ReLU(lab + C_y·match − C_y) → out.
-    let accumulate = |f: &mut Ffn, unit: usize| {
-        f.w1.push(unit, r.lab, RBig::ONE);
-        f.w1.push(unit, r.mat, ibig(c_y.clone()));
-        f.b1.push(unit, 0, ibig(-c_y.clone()));
-        f.w2.push(r.out, unit, RBig::ONE);
-    };
+    let accumulate = |f: &mut Ffn, unit: usize| push_accumulate(f, unit, r.lab, r.mat, r.out, &c_y);
     // Phase B.
     for slot_q in 0..rho {
         for l in 0..b_max {
             let mut f = new_ffn();
             // Extract the top bit of `big` (threshold t) into `small`.
             let mut extract = |base: usize, big: usize, small: usize, t: &IBig| {
-                f.w1.push(base, big, RBig::ONE);
-                f.b1.push(base, 0, ibig(IBig::ONE - t));
-                f.w1.push(base + 1, big, RBig::ONE);
-                f.b1.push(base + 1, 0, ibig(-t.clone()));
+                push_step_pair(&mut f, base, big, t);
                 f.w1.push(base + 2, big, RBig::ONE);
                 f.w1.push(base + 3, small, RBig::ONE);
                 let two_t = ibig(t.clone() * IBig::from(2));

@@ -317,10 +317,7 @@ pub type ForwardWeights = Vec<(String, Vec<usize>, Vec<f64>)>;
 /// # Errors
 /// [`ExportError::Train`] when the model does not map onto the Transformer
 /// (a block with some but not all heads).
-pub fn forward_weights(
-    model: &Model,
-    dtype: FloatType,
-) -> Result<(TransformerConfig, ForwardWeights), ExportError> {
+pub fn forward_weights(model: &Model, dtype: FloatType) -> Result<(TransformerConfig, ForwardWeights), ExportError> {
     let dt = match dtype {
         FloatType::F64 => DType::F64,
         FloatType::F32 => DType::F32,

@@ -200,10 +200,7 @@ fn float_memorizer(
             for (i, &j) in grp.iter().enumerate() {
                 let theta = points[blocks[j].0].0.clone();
                 let reg = r.s[bank * p_a + i];
-                f.w1.push(2 * i, r.u, RBig::ONE);
-                f.b1.push(2 * i, 0, ibig(IBig::ONE - &theta));
-                f.w1.push(2 * i + 1, r.u, RBig::ONE);
-                f.b1.push(2 * i + 1, 0, ibig(-theta));
+                push_step_pair(&mut f, 2 * i, r.u, &theta);
                 f.w2.push(reg, 2 * i, RBig::ONE);
                 f.w2.push(reg, 2 * i + 1, -RBig::ONE);
             }
@@ -243,20 +240,12 @@ fn float_memorizer(
     let (n_w, n_y) = (rho * b, rho * b_y);
     let mut f = new_ffn();
     for (base, big, t, into) in [(0, r.w, &t_w, r.bw[0]), (2, r.y, &t_y, r.by[0])] {
-        f.w1.push(base, big, RBig::ONE);
-        f.b1.push(base, 0, ibig(IBig::ONE - t));
-        f.w1.push(base + 1, big, RBig::ONE);
-        f.b1.push(base + 1, 0, ibig(-t.clone()));
+        push_step_pair(&mut f, base, big, t);
         f.w2.push(into, base, RBig::ONE);
         f.w2.push(into, base + 1, -RBig::ONE);
     }
     layers.push(f);
-    let accumulate = |f: &mut Ffn, unit: usize| {
-        f.w1.push(unit, r.lab, RBig::ONE);
-        f.w1.push(unit, r.mat, ibig(c_y.clone()));
-        f.b1.push(unit, 0, ibig(-c_y.clone()));
-        f.w2.push(r.out, unit, RBig::ONE);
-    };
+    let accumulate = |f: &mut Ffn, unit: usize| push_accumulate(f, unit, r.lab, r.mat, r.out, &c_y);
     for slot_q in 0..rho {
         for l in 0..b_max {
             let mut f = new_ffn();
