@@ -62,18 +62,23 @@ fn perr(line: usize, reason: impl Into<String>) -> DataError {
     DataError::Parse { line, reason: reason.into() }
 }
 
-/// A non-negative integer below 2^32; integral floats such as `2.0` (what a
-/// float tensor's `tolist()` writes) count as integers, `2.5` does not.
+/// A non-negative integer below 2^32 − 1; integral floats such as `2.0`
+/// (what a float tensor's `tolist()` writes) count as integers, `2.5` does not.
 fn as_u32(v: &Value, line: usize, what: &str) -> Result<u32, DataError> {
-    integral_u32(v.as_u64(), v.as_f64())
-        .ok_or_else(|| perr(line, format!("{what} must be a non-negative integer below 2^32, got {v}")))
+    integral_u32(v.as_u64(), v.as_f64()).ok_or_else(|| perr(line, format!("{what} must be {INTEGER_RANGE}, got {v}")))
 }
 
+/// What [`integral_u32`] accepts, for error messages.
+const INTEGER_RANGE: &str = "a non-negative integer below 4294967295 (2^32 − 1 marks an ignored position)";
+
 /// The one rule of JSONL and CSV for integer fields: `int` if given, else an
-/// integral `float` in `0..2^32`; `None` when neither is such a number.
+/// integral `float` in `0..2^32 − 1`; `None` when neither is such a number.
+/// 2^32 − 1 is [`IGNORE`], written `-100` or `null`: a literal 4294967295
+/// would otherwise be read as an ignored position.
 fn integral_u32(int: Option<u64>, float: Option<f64>) -> Option<u32> {
     int.or_else(|| float.filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0).map(|x| x as u64))
         .and_then(|x| u32::try_from(x).ok())
+        .filter(|&x| x != IGNORE)
 }
 
 /// serde_json's message with its position as a column (each record is one
@@ -393,7 +398,7 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
                     return Ok(IGNORE);
                 }
                 integral_u32(c.parse::<u64>().ok(), c.parse::<f64>().ok())
-                    .ok_or_else(|| perr(line, format!("{name} = {c:?} is not a non-negative integer below 2^32")))
+                    .ok_or_else(|| perr(line, format!("{name} = {c:?} is not {INTEGER_RANGE}")))
             })
             .collect::<Result<_, _>>()?;
         seqs.push(vals[..n_tok].to_vec());

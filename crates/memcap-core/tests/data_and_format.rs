@@ -498,3 +498,18 @@ fn streaming_reader_equals_the_in_memory_parser() {
     assert_eq!(streamed.to_string(), parse_jsonl(bad, ParseOptions::default()).unwrap_err().to_string());
     assert!(streamed.to_string().contains("line 3"), "{streamed}");
 }
+
+/// 2^32 − 1 is the ignore marker inside a dataset: a literal 4294967295 in a
+/// file is refused (JSONL and CSV) instead of being read as an ignored
+/// position, and the error says how to write one.
+#[test]
+fn the_ignore_marker_value_is_refused_as_a_literal_label() {
+    let e = jsonl("{\"tokens\":[1,2],\"labels\":[0,4294967295]}\n").unwrap_err();
+    assert!(e.to_string().contains("ignored position") && e.to_string().contains("line 1"), "{e}");
+    let e = parse_csv("tok_0,tok_1,lab_0,lab_1\n3,1,2,4294967295\n", ParseOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("lab_1") && e.to_string().contains("ignored position"), "{e}");
+    // The ways to write an ignored position still work.
+    let ds = jsonl("{\"tokens\":[1,2],\"labels\":[0,-100]}\n{\"tokens\":[2,2],\"labels\":[null,1]}\n").unwrap();
+    let Labels::Seq2seq(y) = &ds.labels else { panic!("seq2seq") };
+    assert_eq!(y, &vec![vec![0, memcap_core::data::IGNORE], vec![memcap_core::data::IGNORE, 1]]);
+}
