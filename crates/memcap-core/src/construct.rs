@@ -162,7 +162,9 @@ pub struct MemorizerInfo {
 pub struct ConstructionInfo {
     /// The [`ConstructConfig::seed`] used.
     pub seed: u64,
-    /// "M1" or "M2".
+    /// "M1" or "M2"; for `--precision f64|f32` builds "M1-float" (one hashed
+    /// sum, snapped back to an integer) or "M1-float-3" (three heads' sums, a
+    /// multi-limb key), docs/construction.md §15.
     pub map: String,
     /// Why that map was used.
     pub map_reason: String,

@@ -297,6 +297,10 @@ fn f32_falls_back_to_three_heads_when_one_sum_collides() {
     let ds = generate(&GenConfig::random_ids(300, 48, 50, 16, 0)).unwrap();
     let model = build(&ds, Precision::F32);
     assert_eq!(model.config.heads, 3);
+    // The provenance names the map: three hashed sums, not the exact build's M1.
+    assert_eq!(model.construction["map"], "M1-float-3");
+    let one = build(&generate(&GenConfig::random_ids(40, 4, 200, 4, 1)).unwrap(), Precision::F64);
+    assert_eq!((one.config.heads, one.construction["map"].as_str()), (1, Some("M1-float")));
     assert!(certify(&model, &ds, FloatType::F32).unwrap().certified);
     assert!(verify(&model, &ds, Arith::F32, &NoProgress).unwrap().all_memorized());
 }

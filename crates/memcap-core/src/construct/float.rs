@@ -661,7 +661,7 @@ fn construct_in(ds: &Dataset, cfg: &ConstructConfig, ft: FloatType) -> Result<Co
     };
     let info = ConstructionInfo {
         seed: cfg.seed,
-        map: "M1".into(),
+        map: if limbs == 1 { "M1-float" } else { "M1-float-3" }.into(),
         map_reason,
         positional: Positional::None,
         distinct_units: omega,
