@@ -95,7 +95,7 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
         });
         if !a.json {
             println!(
-                "{:>8} {:>5} {:>5} {:>4} {:>7} {:>11} {:>10} {:>9} {:>11} {:>11} {:>8.2} {:>10}",
+                "{:>8} {:>5} {:>5} {:>10} {:>7} {:>11} {:>10} {:>9} {:>11} {:>11} {:>8.2} {:>10}",
                 n_seqs,
                 seq_len,
                 pname,
@@ -114,7 +114,7 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
     };
     if !a.json {
         println!(
-            "{:>8} {:>5} {:>5} {:>4} {:>7} {:>11} {:>10} {:>9} {:>11} {:>11} {:>8} {:>10}",
+            "{:>8} {:>5} {:>5} {:>10} {:>7} {:>11} {:>10} {:>9} {:>11} {:>11} {:>8} {:>10}",
             "N",
             "n",
             "prec",
@@ -129,16 +129,40 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
             "exact"
         );
     }
+    // A point that cannot be built (say, a precision that cannot serve that N)
+    // is a row with its error: the other points are still measured, written
+    // and fitted, and the exit code is 1.
+    let mut failed = Vec::new();
+    let mut point = |n_seqs: usize,
+                     seq_len: usize,
+                     p: Precision,
+                     run: &mut dyn FnMut(usize, usize, Precision) -> Result<serde_json::Value>| {
+        run(n_seqs, seq_len, p).unwrap_or_else(|e| {
+            let pname = serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let msg = format!("{e:#}");
+            if !a.json {
+                println!("{n_seqs:>8} {seq_len:>5} {pname:>5}  failed: {msg}");
+            }
+            failed.push(format!("N = {n_seqs}, n = {seq_len}, {pname}: {msg}"));
+            json!({"N": n_seqs, "n": seq_len, "precision": pname, "error": msg})
+        })
+    };
     for &p in &a.precision {
         for &n in &a.ns {
-            rows.push(run(n, a.seq_len, p)?);
+            rows.push(point(n, a.seq_len, p, &mut run));
         }
     }
+    let mut n_rows = Vec::new();
+    for &len in &a.seq_lens {
+        n_rows.push(point(a.n_fixed, len, a.precision[0], &mut run));
+    }
+    drop(run);
     let first = a.precision[0];
     let first_name = serde_json::to_value(first)?.as_str().unwrap_or("exact").to_string();
     let rows_first: Vec<serde_json::Value> = rows.iter().filter(|r| r["precision"] == first_name).cloned().collect();
+    // Fitted on the points that were built (a failed row has no sizes).
     let pts = |key: &str, rows: &[serde_json::Value]| -> Vec<(f64, f64)> {
-        rows.iter().map(|r| (r["N"].as_f64().unwrap_or(1.0), r[key].as_f64().unwrap_or(1.0))).collect()
+        rows.iter().filter_map(|r| Some((r["N"].as_f64()?, r[key].as_f64()?))).collect()
     };
     let slope_nnz = loglog_slope(&pts("params_nonzero", &rows_first));
     let slope_dense = loglog_slope(&pts("params_dense", &rows_first));
@@ -152,10 +176,6 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
             json!({"precision": name, "slope_nonzero_vs_N": loglog_slope(&pts("params_nonzero", &rs))})
         })
         .collect();
-    let mut n_rows = Vec::new();
-    for &len in &a.seq_lens {
-        n_rows.push(run(a.n_fixed, len, first)?);
-    }
     if let Some(o) = &a.out {
         let only_n: Vec<_> = tradeoff.iter().filter(|r| r.seq_len == a.seq_len).cloned().collect();
         let r = memcap_report::tradeoff::render(&only_n)?;
@@ -167,8 +187,9 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
             println!("wrote {}/precision_tradeoff.{{svg,png,csv,json}}", o.display());
         }
     }
-    let n_ratio = match (n_rows.first(), n_rows.last()) {
-        (Some(f), Some(l)) if n_rows.len() > 1 => {
+    let built_n: Vec<&serde_json::Value> = n_rows.iter().filter(|r| r.get("error").is_none()).collect();
+    let n_ratio = match (built_n.first(), built_n.last()) {
+        (Some(f), Some(l)) if built_n.len() > 1 => {
             Some(l["params_nonzero"].as_f64().unwrap_or(0.0) / f["params_nonzero"].as_f64().unwrap_or(1.0))
         }
         _ => None,
@@ -206,5 +227,11 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
             );
         }
     }
-    Ok(if ok { Outcome::Ok } else { Outcome::NotMemorized })
+    if !failed.is_empty() {
+        eprintln!("{} of {} points failed (kept as rows with their error):", failed.len(), rows.len() + n_rows.len());
+        for f in &failed {
+            eprintln!("  {f}");
+        }
+    }
+    Ok(if ok && failed.is_empty() { Outcome::Ok } else { Outcome::NotMemorized })
 }

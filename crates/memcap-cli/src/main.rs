@@ -66,6 +66,10 @@ enum Cmd {
     /// gen → construct → verify on a built-in default, with a short table.
     Demo(cmd_demo::DemoArgs),
     /// Construction size over a grid of N (and n); fitted log-log slopes.
+    ///
+    /// A point that cannot be built (e.g. more contexts asked than the
+    /// vocabulary allows) is printed and kept as a row with its error; the
+    /// other points are still built, fitted and written, and the exit code is 1.
     Scaling(cmd_scaling::ScalingArgs),
     /// Sweeps: plan a grid into tasks.jsonl, run shards (Slurm/K8s/parallel), merge results.
     Sweep(cmd_sweep::SweepArgs),

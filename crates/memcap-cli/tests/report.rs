@@ -296,3 +296,25 @@ fn scaling_over_precisions_writes_the_tradeoff_figure() {
     assert!(csv.lines().any(|l| l.starts_with("120,3,f32,24,")), "{csv}");
     assert!(std::fs::read(out.join("precision_tradeoff.png")).unwrap().starts_with(b"\x89PNG"));
 }
+
+/// A grid point that cannot be built is a row with its error, not the end of
+/// the run: the other points are built, written and fitted, and the exit code
+/// is 1.
+#[test]
+fn scaling_keeps_the_other_points_when_one_fails() {
+    let d = tmpdir("scalefail");
+    let out = d.join("t");
+    // 10² = 100 distinct contexts of length 2: N = 200 cannot be drawn.
+    let o =
+        memcap(&["scaling", "--ns", "20,50,200", "-n", "2", "--vocab", "10", "--seq-lens", "--json", "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows[2]["error"].as_str().unwrap().contains("distinct contexts"), "{}", rows[2]);
+    assert!(rows[..2].iter().all(|r| r["params_nonzero"].as_u64().is_some()));
+    assert!(v["slope_nonzero_vs_N"].as_f64().is_some());
+    assert!(stderr(&o).contains("1 of 3 points failed"), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("precision_tradeoff.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+}
