@@ -156,7 +156,6 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
     for &len in &a.seq_lens {
         n_rows.push(point(a.n_fixed, len, a.precision[0], &mut run));
     }
-    drop(run);
     let first = a.precision[0];
     let first_name = serde_json::to_value(first)?.as_str().unwrap_or("exact").to_string();
     let rows_first: Vec<serde_json::Value> = rows.iter().filter(|r| r["precision"] == first_name).cloned().collect();

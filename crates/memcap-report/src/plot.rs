@@ -22,12 +22,18 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Least-squares slope of log y on log x (log-log plots, ≥ 2 points).
     pub slope: Option<f64>,
+    /// Palette slot to draw in, whatever the kind (e.g. a bound drawn in the
+    /// colour of the data it bounds). `None`: data series take the palette in
+    /// order (bounds and references do not use up slots), the others their
+    /// kind's colour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<usize>,
 }
 
 impl Series {
     /// A measured curve without a fitted slope.
     pub fn data(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series { label: label.into(), kind: "data".into(), points, slope: None }
+        Series { label: label.into(), kind: "data".into(), points, slope: None, color: None }
     }
 }
 
@@ -87,7 +93,11 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
 ];
 
+/// The colour of `s`, the `i`-th data series of its chart (see [`Series::color`]).
 fn color(s: &Series, i: usize) -> RGBColor {
+    if let Some(k) = s.color {
+        return PALETTE[k % PALETTE.len()];
+    }
     match (s.kind.as_str(), s.slope) {
         // √N in slate blue, N in dark grey: two references must be told apart at a glance.
         ("reference", Some(p)) if p < 0.75 => RGBColor(90, 110, 200),
@@ -147,8 +157,9 @@ pub fn tick_label(v: &f64) -> String {
 }
 
 /// Tick values of a log axis over `[lo, hi]`: powers of ten over three
-/// decades or more, `1, 2, 5 × 10^k` over more than one, `1…9 × 10^k`
-/// inside about one (plotters' own log ticks skip ranges inside a decade).
+/// decades or more, `1, 2, 5 × 10^k` over more than 1.2, `1, 2, 3, 5, 7 ×
+/// 10^k` over more than 0.6 (all nine crowd the top of a decade), `1…9 ×
+/// 10^k` inside that (plotters' own log ticks skip ranges inside a decade).
 pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     if !(lo > 0.0 && hi > lo && hi.is_finite()) {
         return Vec::new();
@@ -158,6 +169,8 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         &[1.0]
     } else if span > 1.2 {
         &[1.0, 2.0, 5.0]
+    } else if span > 0.6 {
+        &[1.0, 2.0, 3.0, 5.0, 7.0]
     } else {
         &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
     };
@@ -236,8 +249,10 @@ where
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(e)?;
-    for (i, s) in plot.series.iter().enumerate() {
-        let c = color(s, i);
+    let mut data_index = 0;
+    for s in &plot.series {
+        let c = color(s, data_index);
+        data_index += usize::from(s.kind == "data");
         let pts: Vec<(f64, f64)> = s.points.iter().filter(|p| plot.keep(p)).copied().collect();
         let style = if s.kind == "data" { c.stroke_width(2) } else { c.stroke_width(1) };
         chart
@@ -354,6 +369,12 @@ mod tests {
             series: vec![Series::data("falling", pts)],
         };
         assert!(matches!(legend_corner(&plot), SeriesLabelPosition::UpperRight));
+    }
+
+    #[test]
+    fn a_log_range_of_about_one_decade_gets_uncrowded_ticks() {
+        // 800..11,000 (one decade and a bit): 1, 2, 3, 5, 7 × 10^k, not 8000 and 9000 squeezed below 10^4.
+        assert_eq!(log_ticks(800.0, 11_000.0), vec![1000.0, 2000.0, 3000.0, 5000.0, 7000.0, 10_000.0]);
     }
 
     #[test]

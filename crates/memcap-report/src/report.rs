@@ -197,7 +197,7 @@ fn fmt_slope(s: Option<f64>) -> String {
 /// Reference line c·x^p through `anchor`, over the x values of `xs`.
 fn reference(label: &str, anchor: (f64, f64), p: f64, xs: &[f64]) -> Series {
     let points = xs.iter().map(|&x| (x, anchor.1 * (x / anchor.0).powf(p))).collect();
-    Series { label: label.into(), kind: "reference".into(), points, slope: Some(p) }
+    Series { label: label.into(), kind: "reference".into(), points, slope: Some(p), color: None }
 }
 
 /// Builds the report data from result records.
@@ -220,6 +220,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                     kind: "data".into(),
                     points: pts,
                     slope,
+                    color: None,
                 });
             }
         }
@@ -244,6 +245,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                 kind: "data".into(),
                 points: pts,
                 slope,
+                color: None,
             });
         }
         if let Some(first) = series.first().cloned() {
@@ -258,6 +260,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                 kind: "bound".into(),
                 points: xs.iter().map(|&x| (x, lower_bound(x as usize))).collect(),
                 slope: None,
+                color: None,
             });
             plots.push(Plot {
                 name: "params_vs_N".into(),
@@ -281,6 +284,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                 kind: "data".into(),
                 points: pts,
                 slope,
+                color: None,
             });
         }
         if !series.is_empty() {
@@ -322,6 +326,7 @@ pub fn build(records: &[Value]) -> Result<Report, ReportError> {
                 kind: "data".into(),
                 points: pts,
                 slope: None,
+                color: None,
             });
         }
         if !series.is_empty() {

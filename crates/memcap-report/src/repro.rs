@@ -275,6 +275,7 @@ pub fn size_sweep(this: &SizeSweepResult) -> Result<Rendered, ReproRenderError> 
             kind: "data".into(),
             points: pts(&|c| c.median_min_params),
             slope: None,
+            color: None,
         });
         for (i, end) in ["2.5%", "97.5%"].iter().enumerate() {
             size_series.push(Series {
@@ -282,6 +283,7 @@ pub fn size_sweep(this: &SizeSweepResult) -> Result<Rendered, ReproRenderError> 
                 kind: "reference".into(),
                 points: pts(&|c| c.ci_min_params.map(|ci| if i == 0 { ci.0 } else { ci.1 })),
                 slope: Some(1.0),
+                color: None,
             });
         }
         bits_series.push(Series::data(format!("{f}: exact threshold"), pts(&|c| c.median_bits_per_param)));
@@ -299,6 +301,7 @@ pub fn size_sweep(this: &SizeSweepResult) -> Result<Rendered, ReproRenderError> 
             kind: "data".into(),
             points: pts,
             slope,
+            color: None,
         });
     }
     let s = &this.spec;
@@ -367,6 +370,7 @@ pub fn mlp_vs_transformer(this: &MlpVsTransformerResult) -> Result<Rendered, Rep
                     .filter_map(|c| ci(c).map(|v| (x(c.seq_len), if i == 0 { v.0 } else { v.1 })))
                     .collect(),
                 slope: Some(1.0),
+                color: None,
             });
         }
     }

@@ -41,6 +41,8 @@ pub struct Rendered {
     pub png: Vec<u8>,
     /// One row per construction.
     pub csv: String,
+    /// The two panels as data (series, labels, colour slots), to redraw elsewhere.
+    pub plots: Vec<Plot>,
 }
 
 /// Draws the trade-off (module docs).
@@ -65,24 +67,31 @@ pub fn render(rows: &[TradeoffRow]) -> Result<Rendered, PlotError> {
             Some(s) if kind == "data" => format!("{label} (slope {s:.2})"),
             _ => label,
         };
-        Series { label, kind: kind.into(), points, slope }
+        Series { label, kind: kind.into(), points, slope, color: None }
     };
     let mut params = Vec::new();
     let mut bits = Vec::new();
-    for (prec, b) in &precisions {
+    // One palette slot per precision, in both panels; its counting bound is
+    // drawn thin in the same colour.
+    for (k, (prec, b)) in precisions.iter().enumerate() {
         let name = match b {
             Some(b) => format!("{prec} (B = {b})"),
             None => "exact (B ≈ √N bits)".to_string(),
         };
-        params.push(with_slope(format!("{name}: nonzero params"), "data", curve(prec, &|r| r.params_nonzero as f64)));
+        let slot = |s: Series| Series { color: Some(k), ..s };
+        params.push(slot(with_slope(
+            format!("{name}: nonzero params"),
+            "data",
+            curve(prec, &|r| r.params_nonzero as f64),
+        )));
         if let Some(b) = b {
-            params.push(with_slope(
-                format!("counting bound N·log2 C / {b}"),
+            params.push(slot(with_slope(
+                format!("{prec} counting bound N·log2 C / {b}"),
                 "bound",
                 curve(prec, &|r| r.label_bits / f64::from(*b)),
-            ));
+            )));
         }
-        bits.push(with_slope(format!("{name}: total bits"), "data", curve(prec, &|r| r.total_bits as f64)));
+        bits.push(slot(with_slope(format!("{name}: total bits"), "data", curve(prec, &|r| r.total_bits as f64))));
     }
     if let Some((prec, _)) = precisions.first() {
         bits.push(with_slope("information limit N·log2 C".into(), "bound", curve(prec, &|r| r.label_bits)));
@@ -109,6 +118,7 @@ pub fn render(rows: &[TradeoffRow]) -> Result<Rendered, PlotError> {
     ];
     let svg = render_panels(&plots, (640, 440))?;
     let png = svg_to_png("precision_tradeoff", &svg)?;
+    let plots = plots.to_vec();
     let mut csv = String::from(
         "N,n,precision,bits_per_weight,params_nonzero,params_dense,blocks,max_weight_bits,total_bits,label_bits,\
          counting_bound,ratio_to_counting_bound\n",
@@ -131,7 +141,7 @@ pub fn render(rows: &[TradeoffRow]) -> Result<Rendered, PlotError> {
             bound.map_or(String::new(), |b| format!("{:.2}", r.params_nonzero as f64 / b.max(1.0))),
         ));
     }
-    Ok(Rendered { svg, png, csv })
+    Ok(Rendered { svg, png, csv, plots })
 }
 
 #[cfg(test)]
@@ -166,5 +176,15 @@ mod tests {
         assert!(r.png.starts_with(b"\x89PNG"));
         // 10,000 · 4 / 24 = 1667; 30,000 params → 18.00×.
         assert!(r.csv.contains("10000,12,f32,24,30000,0,1,1,1,40000,1667,18.00"), "{}", r.csv);
+        // One colour per precision in both panels, shared by its counting bound.
+        let slot = |plot: &Plot, needle: &str| {
+            plot.series.iter().find(|s| s.label.contains(needle)).and_then(|s| s.color).expect(needle)
+        };
+        for (k, p) in ["exact", "f64", "f32"].iter().enumerate() {
+            assert_eq!(slot(&r.plots[0], &format!("{p} (B")), k, "{p}");
+            assert_eq!(slot(&r.plots[1], &format!("{p} (B")), k, "{p}");
+        }
+        assert_eq!(slot(&r.plots[0], "f64 counting bound"), 1);
+        assert_eq!(slot(&r.plots[0], "f32 counting bound"), 2);
     }
 }
