@@ -41,6 +41,13 @@ pub struct SweepFlags {
     /// Skip the MLP baseline.
     #[arg(long)]
     pub no_mlp: bool,
+    /// Transformer widths d_model the capacity search tries (comma-separated;
+    /// default 8,10,12,14,16,20,24). Go lower when minima sit at the grid floor.
+    #[arg(long, value_delimiter = ',')]
+    pub widths: Vec<usize>,
+    /// MLP hidden widths the search tries (comma-separated; default 1..16).
+    #[arg(long, value_delimiter = ',')]
+    pub mlp_widths: Vec<usize>,
     /// Ignore the checkpoint (NAME.rows.jsonl in the output folder: one line
     /// per finished search) and start again. Without it a run with the same
     /// settings resumes from the checkpoint (after Ctrl-C, a crash or a Slurm
@@ -111,6 +118,12 @@ fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name:
     if f.no_mlp {
         spec.mlp = None;
     }
+    if !f.widths.is_empty() {
+        spec.transformer.widths = f.widths.clone();
+    }
+    if let (Some(m), false) = (&mut spec.mlp, f.mlp_widths.is_empty()) {
+        m.widths = f.mlp_widths.clone();
+    }
     let text = match &f.text {
         Some(p) => {
             spec.source = DataSource::Text { name: p.display().to_string() };
@@ -119,6 +132,8 @@ fn sweep(mut spec: SizeSweepSpec, f: &SweepFlags, jobs: usize, out: &Path, name:
         }
         None => None,
     };
+    // Refused before the checkpoint file exists: no partial output.
+    spec.validate()?;
     let total = spec.values.len() * spec.seeds.len() * (1 + usize::from(spec.mlp.is_some()));
     let ckpt = Checkpoint::open(&out.join(format!("{name}.rows.jsonl")), &spec, text.as_deref(), f.fresh)?;
     if !ckpt.done.is_empty() {

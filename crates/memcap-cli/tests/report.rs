@@ -318,3 +318,16 @@ fn scaling_keeps_the_other_points_when_one_fails() {
     let csv = std::fs::read_to_string(out.join("precision_tradeoff.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
 }
+
+/// A size sweep with a bad width grid is refused with the flag named, exit
+/// 2, before the checkpoint file is created (no partial output).
+#[test]
+fn repro_refuses_a_bad_width_grid_before_writing_anything() {
+    let d = tmpdir("badwidths");
+    let out = d.join("r");
+    let o =
+        memcap(&["repro", "-o", s(&out), "size-vs-n", "--widths", "0", "--no-mlp", "--values", "8", "--seeds", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--widths"), "{}", stderr(&o));
+    assert!(!out.join("size_vs_n.rows.jsonl").exists(), "a checkpoint was written for a refused run");
+}

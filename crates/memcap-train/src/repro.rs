@@ -189,6 +189,26 @@ pub struct SizeSweepSpec {
 }
 
 impl SizeSweepSpec {
+    /// Reject a sweep that cannot run (no values or seeds, zero jobs, an
+    /// invalid search spec), before any file or training: the CLI calls it
+    /// before it opens the checkpoint.
+    ///
+    /// # Errors
+    /// [`crate::TrainError::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.values.is_empty() || self.seeds.is_empty() {
+            return cfg_err("size sweep: need at least one value and one seed");
+        }
+        if self.jobs == 0 {
+            return cfg_err("size sweep: jobs must be at least 1");
+        }
+        self.transformer.validate()?;
+        if let Some(m) = &self.mlp {
+            m.validate()?;
+        }
+        Ok(())
+    }
+
     /// The paper's sweep: n = 8, N = 600..1700 step 100, V = 64, C = 16,
     /// seeds 0, 1, 2, one-block Transformers without positions (warmup +
     /// cosine, lr 0.03 then 0.1, 2000 steps doubled while the loss halves, up to 8000)
@@ -379,6 +399,9 @@ pub fn size_sweep(
 /// [`size_sweep`], reusing searches already done (say, read back from the
 /// checkpoint of a run that was preempted).
 ///
+/// # Errors
+/// As [`SizeSweepSpec::validate`]; data and training failures.
+///
 /// Each search is a pure function of (spec, value, family, seed), so a row of
 /// `done` whose key is in the sweep replaces that search; `on_row` is called
 /// only for the searches run now. Rows whose key is not in the sweep are
@@ -389,16 +412,7 @@ pub fn size_sweep_resume(
     done: &[SizeSweepRow],
     on_row: &(dyn Fn(&SizeSweepRow) + Sync),
 ) -> Result<SizeSweepResult> {
-    if spec.values.is_empty() || spec.seeds.is_empty() {
-        return cfg_err("size sweep: need at least one value and one seed");
-    }
-    if spec.jobs == 0 {
-        return cfg_err("size sweep: jobs must be at least 1");
-    }
-    spec.transformer.validate()?;
-    if let Some(m) = &spec.mlp {
-        m.validate()?;
-    }
+    spec.validate()?;
     let mut work = Vec::new();
     for &value in &spec.values {
         for (family, cs) in
