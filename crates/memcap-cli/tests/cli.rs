@@ -75,8 +75,10 @@ fn bad_input_exits_2_names_file_and_line_and_writes_nothing() {
     assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
 }
 
-/// Export round-trip: the safetensors file holds every stored tensor with the
-/// f64 value of each exact weight, in [out, in] layout.
+/// Export round-trip: the safetensors file `construct` writes holds the f64
+/// weights of the one Transformer forward (PyTorch names, [out, in] layout):
+/// every tensor of `forward_weights`, the embedding as W_Eᵀ and the value
+/// readout as w_oᵀ.
 #[test]
 fn safetensors_export_holds_the_f64_weights() {
     let d = tmpdir("st");
@@ -88,12 +90,25 @@ fn safetensors_export_holds_the_f64_weights() {
     let m = memcap_core::Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
     let bytes = std::fs::read(d.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    for (name, t) in m.tensors() {
-        let view = st.tensor(&name).unwrap_or_else(|_| panic!("{name} missing"));
+    let read = |name: &str| -> (Vec<usize>, Vec<f64>) {
+        let view = st.tensor(name).unwrap_or_else(|_| panic!("{name} missing"));
         assert_eq!(view.dtype(), safetensors::Dtype::F64);
-        let vals: Vec<f64> = view.data().chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
-        assert_eq!(vals, t.to_dense_f64(), "{name}");
+        (view.shape().to_vec(), view.data().chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+    };
+    let (_, forward) = memcap_export::onnx::forward_weights(&m, memcap_core::certificate::FloatType::F64).unwrap();
+    assert_eq!(st.names().len(), forward.len());
+    for (name, shape, vals) in &forward {
+        assert_eq!(&read(name), &(shape.clone(), vals.clone()), "{name}");
     }
+    let (e, we) = (read("embed.weight"), &m.weights.embed);
+    assert_eq!(e.0, vec![we.cols, we.rows]);
+    let dense = we.to_dense_f64();
+    for r in 0..we.rows {
+        for c in 0..we.cols {
+            assert_eq!(e.1[c * we.rows + r], dense[r * we.cols + c], "embed.weight[{c}, {r}]");
+        }
+    }
+    assert_eq!(read("head.weight").1, m.weights.readout.to_dense_f64());
 }
 
 #[test]
