@@ -62,23 +62,34 @@ fn perr(line: usize, reason: impl Into<String>) -> DataError {
     DataError::Parse { line, reason: reason.into() }
 }
 
-/// A non-negative integer below 2^32 − 1; integral floats such as `2.0`
-/// (what a float tensor's `tolist()` writes) count as integers, `2.5` does not.
+/// A non-negative integer below 2^32; integral floats such as `2.0` (what a
+/// float tensor's `tolist()` writes) count as integers, `2.5` does not.
 fn as_u32(v: &Value, line: usize, what: &str) -> Result<u32, DataError> {
-    integral_u32(v.as_u64(), v.as_f64()).ok_or_else(|| perr(line, format!("{what} must be {INTEGER_RANGE}, got {v}")))
+    integral_u32(v.as_u64(), v.as_f64())
+        .ok_or_else(|| perr(line, format!("{what} must be a non-negative integer below 2^32, got {v}")))
 }
 
-/// What [`integral_u32`] accepts, for error messages.
-const INTEGER_RANGE: &str = "a non-negative integer below 4294967295 (2^32 − 1 marks an ignored position)";
+/// A label: as [`as_u32`], but below 2^32 − 1, which is [`IGNORE`] (written
+/// `-100` or `null`): a literal 4294967295 would otherwise be read as an
+/// ignored position.
+fn as_label(v: &Value, line: usize, what: &str) -> Result<u32, DataError> {
+    as_u32(v, line, what)?;
+    integral_label(v.as_u64(), v.as_f64()).ok_or_else(|| perr(line, format!("{what} must be {LABEL_RANGE}, got {v}")))
+}
+
+/// What [`integral_label`] accepts, for error messages.
+const LABEL_RANGE: &str = "a non-negative integer below 4294967295 (2^32 − 1 marks an ignored position)";
 
 /// The one rule of JSONL and CSV for integer fields: `int` if given, else an
-/// integral `float` in `0..2^32 − 1`; `None` when neither is such a number.
-/// 2^32 − 1 is [`IGNORE`], written `-100` or `null`: a literal 4294967295
-/// would otherwise be read as an ignored position.
+/// integral `float` in `0..2^32`; `None` when neither is such a number.
 fn integral_u32(int: Option<u64>, float: Option<f64>) -> Option<u32> {
     int.or_else(|| float.filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0).map(|x| x as u64))
         .and_then(|x| u32::try_from(x).ok())
-        .filter(|&x| x != IGNORE)
+}
+
+/// [`integral_u32`] for a label: [`IGNORE`] is refused.
+fn integral_label(int: Option<u64>, float: Option<f64>) -> Option<u32> {
+    integral_u32(int, float).filter(|&x| x != IGNORE)
 }
 
 /// serde_json's message with its position as a column (each record is one
@@ -95,7 +106,7 @@ fn seq2seq_label(v: &Value, line: usize) -> Result<u32, DataError> {
     if v.is_null() || v.as_f64() == Some(-100.0) {
         return Ok(IGNORE);
     }
-    as_u32(v, line, "label (or -100/null to ignore the position)")
+    as_label(v, line, "label (or -100/null to ignore the position)")
 }
 
 /// One JSONL record, header or example. Deriving the struct (rather than
@@ -263,7 +274,7 @@ impl JsonlReader {
                 if !self.s2s.is_empty() {
                     return Err(DataError::MixedTask { at });
                 }
-                self.next.push(as_u32(y, line, "label")?);
+                self.next.push(as_label(y, line, "label")?);
             }
             (None, Some(ys)) => {
                 if !self.next.is_empty() {
@@ -397,8 +408,13 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
                 if seq2seq && name.starts_with("lab_") && (c.is_empty() || c.parse::<f64>().ok() == Some(-100.0)) {
                     return Ok(IGNORE);
                 }
-                integral_u32(c.parse::<u64>().ok(), c.parse::<f64>().ok())
-                    .ok_or_else(|| perr(line, format!("{name} = {c:?} is not {INTEGER_RANGE}")))
+                let is_label = *name == "label" || name.starts_with("lab_");
+                let v = integral_u32(c.parse::<u64>().ok(), c.parse::<f64>().ok())
+                    .ok_or_else(|| perr(line, format!("{name} = {c:?} is not a non-negative integer below 2^32")))?;
+                if is_label && v == IGNORE {
+                    return Err(perr(line, format!("{name} = {c:?} is not {LABEL_RANGE}")));
+                }
+                Ok(v)
             })
             .collect::<Result<_, _>>()?;
         seqs.push(vals[..n_tok].to_vec());
