@@ -3,9 +3,9 @@ DIR/model.safetensors and runs the forward pass, independently of memcap.
 
 One Transformer forward serves both kinds of folder, as in memcap itself
 (memcap-train's candle model): config.json "model" is the Transformer's
-config, which a constructed export sets to attention scale 1, hardmax,
-attention only in "attention_blocks", an embedding bias and a "value"
-readout.
+config, which a constructed export sets to attention scale 1, the
+construction's attention kind (softmax by default, or hardmax), attention
+only in "attention_blocks", an embedding bias and a "value" readout.
 * `memcap export MODEL -o DIR` (model_type "memcap-constructed"): runs in
   the export's dtype (config.json "torch_dtype": float64, or float32) and
   returns out [B, n], one value per position (next-token: column n-1),
@@ -23,14 +23,18 @@ from safetensors.torch import load_file
 
 
 def load(folder):
-    """(module, config) for an export folder or a training run folder."""
+    """(module, config) for an export folder or a training run folder;
+    module is None when the folder has no model.safetensors (ONNX only)."""
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
     constructed = cfg.get("model_type") == "memcap-constructed"
     # Constructed models run in the dtype they were exported in; trained runs
     # (stored in f32) in f64.
     dtype = torch.float32 if constructed and cfg.get("torch_dtype") == "float32" else torch.float64
-    w = {k: v.to(dtype) for k, v in load_file(os.path.join(folder, "model.safetensors")).items()}
+    path = os.path.join(folder, "model.safetensors")
+    if not os.path.exists(path):
+        return None, cfg  # an ONNX-only export folder
+    w = {k: v.to(dtype) for k, v in load_file(path).items()}
     m = cfg["model"]
     if m["kind"] == "mlp":
         return TrainedMlp(m, w), cfg
@@ -61,7 +65,9 @@ class Transformer(torch.nn.Module):
             x = x + w["embed.bias"]
         if c.get("positional") == "learned":
             x = x + w["pos_embed.weight"]
-        scale = c.get("attention_scale") or 1.0 / math.sqrt(dh)
+        scale = c.get("attention_scale")  # 0.0 is a scale (uniform attention), not a missing value
+        if scale is None:
+            scale = 1.0 / math.sqrt(dh)
         heads_in = c.get("attention_blocks")
         for i in range(c["blocks"]):
             p = f"blocks.{i}"

@@ -159,18 +159,44 @@ fn export_trained(a: &ExportArgs) -> Result<Outcome> {
         serde_json::from_str(&cfg_text).map_err(|e| InputError(format!("{}/config.json: {e}", a.model.display())))?;
     let mcfg: memcap_train::ModelConfig = serde_json::from_value(run_cfg["model"].clone())
         .map_err(|e| InputError(format!("{}/config.json: not a memcap train run config: {e}", a.model.display())))?;
-    let st_bytes = std::fs::read(a.model.join("model.safetensors"))
-        .with_context(|| format!("cannot read {}/model.safetensors", a.model.display()))?;
+    let st_path = a.model.join("model.safetensors");
+    let st_bytes = std::fs::read(&st_path).with_context(|| format!("cannot read {}", st_path.display()))?;
+    if a.dtype.is_some_and(|d| d != FloatType::F32) {
+        return Err(InputError(format!(
+            "{}: a trained run's weights are f32; --dtype f64 applies to constructed models",
+            a.model.display()
+        ))
+        .into());
+    }
+    // Everything is checked, and the logits computed, before any file is written.
+    memcap_export::trained::trained_model(&mcfg, &st_bytes)
+        .map_err(|e| InputError(format!("{}: {e}", st_path.display())))?;
+    let logits = match &a.data {
+        Some(data) => {
+            // The model's vocabulary and classes, as for constructed models: a subset of the data reads too.
+            let (vocab, classes, vectors) = match &mcfg {
+                memcap_train::ModelConfig::Transformer(t) => (t.vocab, t.num_classes, t.vector_input),
+                memcap_train::ModelConfig::Mlp(m) => (m.vocab, m.num_classes, m.vector_input),
+            };
+            let opts = ParseOptions {
+                vocab: (!vectors).then_some(vocab),
+                num_classes: u32::try_from(classes).ok(),
+                max_vocab: Some(usize::MAX),
+            };
+            let ds = read_dataset(data, opts)?;
+            let logits = memcap_export::trained_logits(&mcfg, &st_bytes, &ds)
+                .map_err(|e| InputError(format!("{} on {}: {e}", a.model.display(), data.display())))?;
+            Some((data, ds.len(), logits))
+        }
+        None => None,
+    };
     write_atomic(&a.out.join("model.safetensors"), &st_bytes)?;
     write_atomic(&a.out.join("config.json"), cfg_text.as_bytes())?;
     let mut files = vec![a.out.join("model.safetensors"), a.out.join("config.json")];
-    if let Some(data) = &a.data {
-        let ds = read_dataset(data, ParseOptions::default())?;
-        let logits = memcap_export::trained_logits(&mcfg, &st_bytes, &ds)
-            .map_err(|e| InputError(format!("{}: {e}", a.model.display())))?;
+    if let Some((data, n, logits)) = logits {
         let path = a.out.join("logits.json");
         write_atomic(&path, serde_json::to_string(&json!({"data": data, "logits": logits}))?.as_bytes())?;
-        println!("memcap logits for {} examples ({} rows) -> {}", ds.len(), logits.len(), path.display());
+        println!("memcap logits for {n} examples ({} rows) -> {}", logits.len(), path.display());
         files.push(path);
     }
     println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));

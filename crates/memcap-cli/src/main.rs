@@ -80,6 +80,10 @@ enum Cmd {
     /// Lookup and flattened-input FFN memorizers, bound formulas, memcap and the trained minimum in one table.
     Baselines(cmd_baselines::BaselinesArgs),
     /// Train a Transformer or MLP on DATA with AdamW (candle, CPU); write a run folder.
+    ///
+    /// Exit code 0 when the run memorized (100% strict-argmax accuracy in the
+    /// separate evaluation pass), 1 when it did not (the run folder is still
+    /// written, with the reason in summary.json), 2 on bad input.
     Train(cmd_train::TrainArgs),
     /// Smallest model that gradient descent drives to 100% training accuracy.
     Capacity(cmd_capacity::CapacityArgs),

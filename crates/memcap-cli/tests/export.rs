@@ -326,3 +326,28 @@ fn verify_runs_the_transformer_forward_in_the_construction_dtype() {
     let line = out.lines().find(|l| l.starts_with("transformer forward (f64")).expect("a transformer forward line");
     assert!(!line.contains("200/200"), "{line}");
 }
+
+/// A trained run whose weights do not fit its config is refused by export
+/// (with or without --data), naming model.safetensors, with exit 2 and
+/// nothing written.
+#[test]
+fn trained_export_checks_the_weights_before_writing_anything() {
+    let d = tmpdir("trainedbad");
+    let (data, run, out) = (d.join("d.jsonl"), d.join("run"), d.join("out"));
+    ok_out(memcap(&["gen", "-N", "30", "-n", "4", "--vocab", "8", "--classes", "4", "-o", s(&data)]));
+    let o = memcap(&["train", s(&data), "--d-model", "8", "--steps", "3", "-o", s(&run)]);
+    assert!(run.join("model.safetensors").exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg_path = run.join("config.json");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, cfg.replace("\"d_model\": 8", "\"d_model\": 9")).unwrap();
+    for with_data in [false, true] {
+        let mut args = vec!["export", s(&run), "-o", s(&out)];
+        if with_data {
+            args.extend(["--data", s(&data)]);
+        }
+        let o = memcap(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("model.safetensors"));
+        assert!(!out.join("model.safetensors").exists() && !out.join("config.json").exists());
+    }
+}

@@ -18,8 +18,24 @@ use memcap_train::ModelConfig;
 /// [`ExportError::Train`] for token data that does not fit the model (vector
 /// inputs, wrong vocabulary).
 pub fn trained_logits(config: &ModelConfig, safetensors: &[u8], ds: &Dataset) -> Result<Vec<Vec<f32>>, ExportError> {
-    memcap_train::ensure_single_threaded_ops();
     config.validate_for(ds)?;
+    let model = trained_model(config, safetensors)?;
+    let tokens = memcap_train::data::input_tensor(ds)?;
+    let logits = model.logits(&tokens, true)?;
+    Ok(logits.to_vec2().map_err(memcap_train::TrainError::from)?)
+}
+
+/// The model a trained run's `safetensors` bytes hold for `config`: the
+/// forward pass training ran, on the stored weights. Checks that every
+/// tensor is f32, named as a parameter of `config` and of its shape.
+///
+/// # Errors
+/// [`ExportError::Safetensors`] for unreadable bytes; [`ExportError::Weights`]
+/// for a tensor that is not f32; [`ExportError::Train`] for a missing,
+/// misshapen or foreign tensor (named) or an invalid config.
+pub fn trained_model(config: &ModelConfig, safetensors: &[u8]) -> Result<memcap_train::model::Model, ExportError> {
+    memcap_train::ensure_single_threaded_ops();
+    config.validate()?;
     let st = safetensors::SafeTensors::deserialize(safetensors)?;
     let mut tensors = BTreeMap::new();
     for (name, t) in st.tensors() {
@@ -30,10 +46,6 @@ pub fn trained_logits(config: &ModelConfig, safetensors: &[u8], ds: &Dataset) ->
         let tensor = Tensor::from_vec(vals, t.shape(), &Device::Cpu).map_err(memcap_train::TrainError::from)?;
         tensors.insert(name, tensor);
     }
-    // The forward pass training ran, on the stored weights (missing,
-    // misshapen or foreign tensors are refused by name).
-    let model = memcap_train::model::Model::from_tensors(config, &tensors)?;
-    let tokens = memcap_train::data::input_tensor(ds)?;
-    let logits = model.logits(&tokens, true)?;
-    Ok(logits.to_vec2().map_err(memcap_train::TrainError::from)?)
+    // Missing, misshapen or foreign tensors are refused by name.
+    Ok(memcap_train::model::Model::from_tensors(config, &tensors)?)
 }

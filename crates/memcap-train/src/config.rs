@@ -186,7 +186,15 @@ impl TransformerConfig {
 
     /// Number of blocks with attention heads.
     pub fn attention_block_count(&self) -> usize {
-        (0..self.blocks).filter(|&i| self.has_attention(i)).count()
+        match &self.attention_blocks {
+            None => self.blocks,
+            Some(b) => {
+                let mut v: Vec<usize> = b.iter().copied().filter(|&i| i < self.blocks).collect();
+                v.sort_unstable();
+                v.dedup();
+                v.len()
+            }
+        }
     }
 
     /// Outputs per read position: `C` logits or one value.
@@ -209,20 +217,25 @@ impl TransformerConfig {
     /// 1 value). Attention projections have no bias, as in the paper's
     /// `W_Q, W_K, W_V, W_O`.
     pub fn num_params(&self) -> usize {
+        // Saturating: a config read from a file may hold absurd sizes, and a
+        // wrapped count would slip past the size guard in `validate`.
         let (v, n, d) = (self.vocab, self.seq_len, self.d_model);
-        let hd = self.heads * self.head_dim;
+        let hd = self.heads.saturating_mul(self.head_dim);
         let ln = usize::from(self.layer_norm);
-        let attn = 4 * d * hd;
-        let ffn = 2 * d * self.d_ff + self.d_ff + d;
+        let attn = d.saturating_mul(hd).saturating_mul(4);
+        let ffn = d.saturating_mul(self.d_ff).saturating_mul(2).saturating_add(self.d_ff).saturating_add(d);
         let o = self.out_dim();
-        v * d
-            + usize::from(self.embed_bias) * d
-            + usize::from(self.positional == Positional::Learned) * n * d
-            + self.attention_block_count() * attn
-            + self.blocks * (ffn + ln * 4 * d)
-            + ln * 2 * d
-            + o * d
-            + o
+        [
+            v.saturating_mul(d),
+            usize::from(self.embed_bias) * d,
+            usize::from(self.positional == Positional::Learned).saturating_mul(n.saturating_mul(d)),
+            self.attention_block_count().saturating_mul(attn),
+            self.blocks.saturating_mul(ffn.saturating_add(ln * 4 * d.min(usize::MAX / 8))),
+            ln * 2 * d.min(usize::MAX / 8),
+            o.saturating_mul(d).saturating_add(o),
+        ]
+        .into_iter()
+        .fold(0usize, usize::saturating_add)
     }
 
     /// Reject configs that cannot be built.
@@ -273,16 +286,24 @@ impl MlpConfig {
     pub fn out_dim(&self) -> usize {
         match self.task {
             Task::NextToken => self.num_classes,
-            Task::Seq2seq => self.seq_len * self.num_classes,
+            Task::Seq2seq => self.seq_len.saturating_mul(self.num_classes),
         }
     }
 
     /// Closed-form parameter count:
     /// `(n·V)·w + w + (depth−1)·(w² + w) + w·out + out`, `out = C` or `n·C`.
     pub fn num_params(&self) -> usize {
+        // Saturating, as for the Transformer.
         let w = self.width;
         let out = self.out_dim();
-        self.seq_len * self.vocab * w + w + self.depth.saturating_sub(1) * (w * w + w) + w * out + out
+        [
+            self.seq_len.saturating_mul(self.vocab).saturating_mul(w),
+            w,
+            self.depth.saturating_sub(1).saturating_mul(w.saturating_mul(w).saturating_add(w)),
+            w.saturating_mul(out).saturating_add(out),
+        ]
+        .into_iter()
+        .fold(0usize, usize::saturating_add)
     }
 
     /// Reject configs that cannot be built.

@@ -1,6 +1,6 @@
 //! One float forward (issue 11, item 5): a constructed model enters the
 //! trained Transformer through `Model::from_construction` (given weights,
-//! attention scale 1, hardmax, blocks without heads, an embedding bias, a
+//! attention scale 1, the construction's softmax or hardmax, blocks without heads, an embedding bias, a
 //! value readout) and runs the same candle forward pass as a trained one.
 //! The exact engine (`memcap_core::reference::forward`) is the oracle.
 

@@ -160,3 +160,23 @@ fn invalid_configs_are_errors_not_panics() {
     let impossible = data::GenConfig::random_ids(100, 2, 2, 2, 0);
     assert!(matches!(data::generate(&impossible), Err(memcap_core::DataError::Param(_))));
 }
+
+/// Sizes from a config file that would overflow the parameter count are
+/// refused by the size guard (the count saturates instead of wrapping to a
+/// small number and reaching an allocation).
+#[test]
+fn absurd_sizes_are_refused_not_wrapped() {
+    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0)).expect("data");
+    let base = TransformerConfig::for_data(&data, 8, 1, 16, 1);
+    for t in [
+        TransformerConfig { blocks: 1 << 62, ..base.clone() },
+        TransformerConfig { heads: 1 << 62, head_dim: 4, ..base.clone() },
+        TransformerConfig { d_model: usize::MAX / 3, ..base.clone() },
+    ] {
+        let cfg = ModelConfig::Transformer(t);
+        assert_eq!(cfg.num_params(), usize::MAX);
+        assert!(matches!(cfg.validate(), Err(TrainError::InvalidConfig(m)) if m.contains("5e8")));
+    }
+    let mlp = ModelConfig::Mlp(MlpConfig { depth: 1 << 62, ..MlpConfig::for_data(&data, 4, 1) });
+    assert!(matches!(mlp.validate(), Err(TrainError::InvalidConfig(m)) if m.contains("5e8")));
+}
