@@ -103,22 +103,26 @@ pub fn export(a: ExportArgs) -> Result<Outcome> {
         }
     };
     write_atomic(&weights, &bytes).with_context(|| format!("writing {}", weights.display()))?;
-    // The other format's file from an earlier export of another model would
-    // now disagree with config.json (which records the model's SHA-256).
+    // The other format's file from an earlier export of another model, or of
+    // this one in another dtype, would now disagree with config.json (which
+    // records the model's SHA-256 and the dtype).
     let other = match a.format {
         ExportFormat::Safetensors => a.out.join("model.onnx"),
         ExportFormat::Onnx => a.out.join("model.safetensors"),
     };
-    let previous: Option<String> = std::fs::read_to_string(a.out.join("config.json"))
+    let previous: Option<serde_json::Value> = std::fs::read_to_string(a.out.join("config.json"))
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["model_sha256"].as_str().map(String::from));
-    if other.exists() && previous.as_deref() != cfg["model_sha256"].as_str() {
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let same = previous
+        .as_ref()
+        .is_some_and(|p| p["model_sha256"] == cfg["model_sha256"] && p["torch_dtype"] == cfg["torch_dtype"]);
+    if other.exists() && !same {
         eprintln!(
-            "warning: {} is from an earlier export and was not rewritten; config.json now describes {} (export the \
-             other format too, or remove it)",
+            "warning: {} is from an earlier export (another model or dtype) and was not rewritten; config.json now \
+             describes {} in {} (export the other format too, or remove it)",
             other.display(),
-            a.model.display()
+            a.model.display(),
+            dtype.name()
         );
     }
     let cfg_path = a.out.join("config.json");

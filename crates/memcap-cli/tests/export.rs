@@ -351,3 +351,25 @@ fn trained_export_checks_the_weights_before_writing_anything() {
         assert!(!out.join("model.safetensors").exists() && !out.join("config.json").exists());
     }
 }
+
+/// Exporting one format into a folder that holds the other format from an
+/// earlier export warns when that file is of another model or dtype, and
+/// stays quiet when both describe the same model in the same dtype.
+#[test]
+fn export_warns_about_the_other_format_from_another_model_or_dtype() {
+    let d = tmpdir("stale");
+    let (data, model, out) = (d.join("d.jsonl"), d.join("m.json"), d.join("x"));
+    ok_out(memcap(&["gen", "-N", "50", "-n", "3", "--vocab", "12", "--classes", "4", "-o", s(&data)]));
+    ok_out(memcap(&["construct", s(&data), "--precision", "f32", "-o", s(&model), "--no-safetensors"]));
+    let warned = |args: &[&str]| {
+        let o = memcap(args);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).contains("earlier export")
+    };
+    assert!(!warned(&["export", s(&model), "--format", "onnx", "--dtype", "f64", "-o", s(&out)]));
+    // Same model, other dtype: the f64 ONNX file no longer matches config.json.
+    assert!(warned(&["export", s(&model), "-o", s(&out)]));
+    // Both formats now in f32, same model: quiet.
+    assert!(!warned(&["export", s(&model), "--format", "onnx", "-o", s(&out)]));
+    assert!(!warned(&["export", s(&model), "-o", s(&out)]));
+}
