@@ -190,7 +190,8 @@ pub fn verify(a: VerifyArgs) -> Result<Outcome> {
     let mut results = Vec::new();
     let mut exact_ok = true;
     for ar in ariths {
-        let r = verify_one(&model, &ds, ar, a.json)?;
+        let r = verify_one(&model, &ds, ar, a.json)
+            .with_context(|| format!("model {} on data {}", model_path.display(), data_path.display()))?;
         if ar == Arith::Exact && !r.all_memorized() {
             exact_ok = false;
         }

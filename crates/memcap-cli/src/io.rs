@@ -69,6 +69,14 @@ pub fn read_dataset(path: &Path, opts: ParseOptions) -> Result<Dataset> {
 
 /// Reads a model JSON file under `limits`.
 pub fn read_model(path: &Path, limits: &memcap_core::Limits) -> Result<Model> {
+    if path.is_dir() {
+        return Err(InputError(format!(
+            "{}: is a directory, not a model JSON (`memcap construct DATA -o FILE` writes one; a `memcap train` run \
+             folder is checked with `memcap export RUN --data DATA`)",
+            path.display()
+        ))
+        .into());
+    }
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model {}", path.display()))?;
     Model::from_json_with(&text, limits).map_err(|e| InputError(format!("{}: {e}", path.display())).into())
 }

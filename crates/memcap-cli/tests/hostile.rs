@@ -231,3 +231,18 @@ fn equal_inputs_give_byte_identical_model_safetensors_onnx_and_config_files() {
     assert_eq!(meta.get("format").map(String::as_str), Some("pt"));
     assert_eq!(meta.get("memcap_format").map(String::as_str), Some("memcap-safetensors"));
 }
+
+/// `verify` given a directory, or data that do not fit the model, names the
+/// path(s) and says what it expected, with exit 2.
+#[test]
+fn verify_names_the_files_it_cannot_use() {
+    let d = tmpdir("verifyfiles");
+    let (data, other, model) = (d.join("d.jsonl"), d.join("o.jsonl"), d.join("m.json"));
+    assert!(memcap(&["gen", "-N", "20", "-n", "3", "--vocab", "8", "--classes", "4", "-o", s(&data)]).status.success());
+    assert!(memcap(&["gen", "-N", "20", "-n", "5", "--vocab", "8", "--classes", "4", "-o", s(&other)])
+        .status
+        .success());
+    assert!(memcap(&["construct", s(&data), "-o", s(&model), "--no-safetensors"]).status.success());
+    refused(&["verify", s(&d), s(&data)], &["is a directory, not a model JSON"]);
+    refused(&["verify", s(&model), s(&other)], &["m.json", "o.jsonl", "length 5"]);
+}
