@@ -72,7 +72,7 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
         if let Some(c) = &cert {
             ok &= c.certified;
         }
-        let pname = serde_json::to_value(precision)?.as_str().unwrap_or("exact").to_string();
+        let pname = precision.name().to_string();
         tradeoff.push(memcap_report::tradeoff::TradeoffRow {
             n_seqs,
             seq_len,
@@ -138,7 +138,7 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
                      p: Precision,
                      run: &mut dyn FnMut(usize, usize, Precision) -> Result<serde_json::Value>| {
         run(n_seqs, seq_len, p).unwrap_or_else(|e| {
-            let pname = serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let pname = p.name();
             let msg = format!("{e:#}");
             if !a.json {
                 println!("{n_seqs:>8} {seq_len:>5} {pname:>5}  failed: {msg}");
@@ -157,7 +157,7 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
         n_rows.push(point(a.n_fixed, len, a.precision[0], &mut run));
     }
     let first = a.precision[0];
-    let first_name = serde_json::to_value(first)?.as_str().unwrap_or("exact").to_string();
+    let first_name = first.name();
     let rows_first: Vec<serde_json::Value> = rows.iter().filter(|r| r["precision"] == first_name).cloned().collect();
     // Fitted on the points that were built (a failed row has no sizes).
     let pts = |key: &str, rows: &[serde_json::Value]| -> Vec<(f64, f64)> {
@@ -170,7 +170,7 @@ pub fn scaling(a: ScalingArgs) -> Result<Outcome> {
         .precision
         .iter()
         .map(|p| {
-            let name = serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let name = p.name();
             let rs: Vec<serde_json::Value> = rows.iter().filter(|r| r["precision"] == name).cloned().collect();
             json!({"precision": name, "slope_nonzero_vs_N": loglog_slope(&pts("params_nonzero", &rs))})
         })

@@ -56,6 +56,11 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// `exact`, `f64` or `f32`: the serde and CLI spelling.
+    pub fn name(self) -> &'static str {
+        self.float_type().map_or("exact", crate::certificate::FloatType::name)
+    }
+
     /// The float type, or None for exact arithmetic.
     pub fn float_type(self) -> Option<crate::certificate::FloatType> {
         match self {

@@ -304,3 +304,12 @@ fn f32_falls_back_to_three_heads_when_one_sum_collides() {
     assert!(certify(&model, &ds, FloatType::F32).unwrap().certified);
     assert!(verify(&model, &ds, Arith::F32, &NoProgress).unwrap().all_memorized());
 }
+
+/// `Precision::name` is the serde (and CLI) spelling, which the scaling rows
+/// and the trade-off figure are keyed by.
+#[test]
+fn precision_names_are_their_serde_spelling() {
+    for p in [Precision::Exact, Precision::F64, Precision::F32] {
+        assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+    }
+}
