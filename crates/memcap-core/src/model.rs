@@ -155,13 +155,14 @@ pub struct Block {
     pub ffn: Ffn,
 }
 
-/// Attention normalization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Attention normalization (softmax by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum AttentionKind {
     /// Column-wise softmax; exact evaluation needs equal scores in every column
     /// (else [`ModelError::InexactSoftmax`]).
+    #[default]
     Softmax,
     /// Uniform weight over the maximizing keys (ties averaged).
     Hardmax,

@@ -30,14 +30,6 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
-fn softmax() -> AttentionKind {
-    AttentionKind::Softmax
-}
-
-fn is_softmax(a: &AttentionKind) -> bool {
-    *a == AttentionKind::Softmax
-}
-
 /// A Transformer encoder as in the paper: token embedding, `blocks` ×
 /// (softmax attention + ReLU FFN, both residual), a linear readout.
 ///
@@ -47,8 +39,9 @@ fn is_softmax(a: &AttentionKind) -> bool {
 /// The last five fields default to the trained architecture and are left
 /// out of the JSON at their defaults. A *constructed* model
 /// ([`crate::model::Model::from_construction`]) sets them: attention scale
-/// 1, hardmax, attention only in `attention_blocks`, an embedding bias and a
-/// value readout, so both kinds of model run one forward pass.
+/// 1, the construction's attention kind, attention only in
+/// `attention_blocks`, an embedding bias and a value readout, so both kinds
+/// of model run one forward pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformerConfig {
     /// Token vocabulary size `V`.
@@ -84,7 +77,7 @@ pub struct TransformerConfig {
     pub vector_input: bool,
     /// Attention normalization: softmax (default) or hardmax (uniform over
     /// the maximal scores, ties averaged; zero gradient through the scores).
-    #[serde(default = "softmax", skip_serializing_if = "is_softmax")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub attention: AttentionKind,
     /// Factor on the attention scores; `None` is the usual `1/√head_dim`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -138,13 +138,12 @@ impl Init<'_> {
         self.uniform_t(name, shape, fan_in, false)
     }
 
-    /// [`Init::uniform`] for a variable stored transposed; `shape` is the
-    /// internal one.
+    /// [`Init::uniform`], stored transposed when `transposed` (`shape` is
+    /// the PyTorch one either way).
     fn uniform_t(&mut self, name: String, shape: &[usize], fan_in: usize, transposed: bool) -> Result<Var> {
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let count: usize = shape.iter().product();
-        let torch: Vec<usize> = if transposed { shape.iter().rev().copied().collect() } else { shape.to_vec() };
-        self.var(name, &torch, transposed, |rng| (0..count).map(|_| rng.gen_range(-bound..=bound)).collect())
+        self.var(name, shape, transposed, |rng| (0..count).map(|_| rng.gen_range(-bound..=bound)).collect())
     }
 
     /// N(0, std²) by Box–Muller (rand 0.8 without rand_distr has no normal).
@@ -302,6 +301,14 @@ impl Model {
     }
 }
 
+/// The candle dtype a float type computes in.
+pub fn candle_dtype(t: memcap_core::certificate::FloatType) -> DType {
+    match t {
+        memcap_core::certificate::FloatType::F64 => DType::F64,
+        memcap_core::certificate::FloatType::F32 => DType::F32,
+    }
+}
+
 /// The Transformer config of a constructed model (README "Model format"):
 /// its widths, attention scale 1, its attention kind, heads only in the
 /// blocks that have them, an embedding bias and a value readout.
@@ -365,58 +372,43 @@ pub fn construction_tensors(m: &memcap_core::Model, dtype: DType) -> Result<BTre
     if !matches!(dtype, DType::F32 | DType::F64) {
         return cfg_err(format!("a constructed model runs in f32 or f64, not {dtype:?}"));
     }
+    // Each exact matrix as a dense tensor in its own [rows, cols] layout; the
+    // PyTorch layouts below are transposes and concatenations of these.
+    let dense =
+        |s: &Sparse| -> Result<Tensor> { Ok(Tensor::from_vec(s.to_dense_f64(), (s.rows, s.cols), &Device::Cpu)?) };
+    let vector = |s: &Sparse| -> Result<Tensor> { Ok(dense(s)?.flatten_all()?) };
     let mut out = BTreeMap::new();
-    let mut put = |name: String, vals: Vec<f64>, shape: &[usize]| -> Result<()> {
-        let t = Tensor::from_vec(vals, shape, &Device::Cpu)?.to_dtype(dtype)?;
-        out.insert(name, t);
+    let mut put = |name: String, t: Tensor| -> Result<()> {
+        out.insert(name, t.contiguous()?.to_dtype(dtype)?);
         Ok(())
     };
-    let transposed = |s: &Sparse| -> Vec<f64> {
-        let d = s.to_dense_f64();
-        let mut t = vec![0.0; d.len()];
-        for r in 0..s.rows {
-            for c in 0..s.cols {
-                t[c * s.rows + r] = d[r * s.cols + c];
-            }
-        }
-        t
-    };
     let w = &m.weights;
-    put("embed.weight".into(), transposed(&w.embed), &[w.embed.cols, w.embed.rows])?;
-    put("embed.bias".into(), w.embed_bias.to_dense_f64(), &[w.embed_bias.rows * w.embed_bias.cols])?;
+    put("embed.weight".into(), dense(&w.embed)?.t()?)?;
+    put("embed.bias".into(), vector(&w.embed_bias)?)?;
     if let Some(p) = &w.pos {
-        put("pos_embed.weight".into(), transposed(p), &[p.cols, p.rows])?;
+        put("pos_embed.weight".into(), dense(p)?.t()?)?;
     }
     for (l, b) in w.blocks.iter().enumerate() {
         let pre = format!("blocks.{l}");
         if !b.heads.is_empty() {
-            // q, k, v: heads' rows one after the other; o: heads' columns side by side.
-            for (name, pick) in [("q", 0usize), ("k", 1), ("v", 2)] {
-                let mats: Vec<&Sparse> = b.heads.iter().map(|h| [&h.wq, &h.wk, &h.wv][pick]).collect();
-                let cols = mats[0].cols;
-                let vals: Vec<f64> = mats.iter().flat_map(|s| s.to_dense_f64()).collect();
-                put(format!("{pre}.attn.{name}_proj.weight"), vals, &[mats.iter().map(|s| s.rows).sum(), cols])?;
-            }
-            let rows = b.heads[0].wo.rows;
-            let s: Vec<Vec<f64>> = b.heads.iter().map(|h| h.wo.to_dense_f64()).collect();
-            let widths: Vec<usize> = b.heads.iter().map(|h| h.wo.cols).collect();
-            let total: usize = widths.iter().sum();
-            let mut o = Vec::with_capacity(rows * total);
-            for r in 0..rows {
-                for (d, &wd) in s.iter().zip(&widths) {
-                    o.extend_from_slice(&d[r * wd..(r + 1) * wd]);
-                }
-            }
-            put(format!("{pre}.attn.o_proj.weight"), o, &[rows, total])?;
+            // q, k, v: the heads' rows one after the other; o: their columns side by side.
+            let cat = |pick: &dyn Fn(&memcap_core::model::Head) -> &Sparse, dim: usize| -> Result<Tensor> {
+                let parts = b.heads.iter().map(|h| dense(pick(h))).collect::<Result<Vec<_>>>()?;
+                Ok(Tensor::cat(&parts, dim)?)
+            };
+            put(format!("{pre}.attn.q_proj.weight"), cat(&|h| &h.wq, 0)?)?;
+            put(format!("{pre}.attn.k_proj.weight"), cat(&|h| &h.wk, 0)?)?;
+            put(format!("{pre}.attn.v_proj.weight"), cat(&|h| &h.wv, 0)?)?;
+            put(format!("{pre}.attn.o_proj.weight"), cat(&|h| &h.wo, 1)?)?;
         }
         let f = &b.ffn;
-        put(format!("{pre}.ffn.fc1.weight"), f.w1.to_dense_f64(), &[f.w1.rows, f.w1.cols])?;
-        put(format!("{pre}.ffn.fc1.bias"), f.b1.to_dense_f64(), &[f.b1.rows * f.b1.cols])?;
-        put(format!("{pre}.ffn.fc2.weight"), f.w2.to_dense_f64(), &[f.w2.rows, f.w2.cols])?;
-        put(format!("{pre}.ffn.fc2.bias"), f.b2.to_dense_f64(), &[f.b2.rows * f.b2.cols])?;
+        put(format!("{pre}.ffn.fc1.weight"), dense(&f.w1)?)?;
+        put(format!("{pre}.ffn.fc1.bias"), vector(&f.b1)?)?;
+        put(format!("{pre}.ffn.fc2.weight"), dense(&f.w2)?)?;
+        put(format!("{pre}.ffn.fc2.bias"), vector(&f.b2)?)?;
     }
-    put("head.weight".into(), w.readout.to_dense_f64(), &[w.readout.rows, w.readout.cols])?;
-    put("head.bias".into(), w.readout_bias.to_dense_f64(), &[1])?;
+    put("head.weight".into(), dense(&w.readout)?)?;
+    put("head.bias".into(), vector(&w.readout_bias)?)?;
     Ok(out)
 }
 
@@ -456,7 +448,7 @@ pub fn construction_outputs(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f64>>> {
     let model = Model::from_construction(m, dtype)?;
-    ModelConfig::Transformer(construction_config(m)?).validate_for(ds)?;
+    model.config().validate_for(ds)?;
     let tokens = crate::data::input_tensor(ds)?;
     let (n_ex, n) = (ds.len(), ds.seq_len());
     let per = if ds.task() == Task::NextToken { 1 } else { n };
@@ -520,7 +512,7 @@ fn build_mlp(c: &MlpConfig, init: &mut Init<'_>) -> Result<MlpParams> {
     let mut layers = Vec::with_capacity(c.depth + 1);
     // Fan-in of a one-hot input is n·V in PyTorch's formula even though only
     // n entries are non-zero; we keep PyTorch's init so the baselines match.
-    let w0 = init.uniform_t("layers.0.weight".into(), &[fan_in0, c.width], fan_in0, true)?;
+    let w0 = init.uniform_t("layers.0.weight".into(), &[c.width, fan_in0], fan_in0, true)?;
     let b0 = init.uniform("layers.0.bias".into(), &[c.width], fan_in0)?;
     layers.push((w0, b0));
     for i in 1..c.depth {
