@@ -173,7 +173,7 @@ fn export_trained(a: &ExportArgs) -> Result<Outcome> {
         .into());
     }
     // Everything is checked, and the logits computed, before any file is written.
-    memcap_export::trained::trained_model(&mcfg, &st_bytes)
+    let model = memcap_export::trained::trained_model(&mcfg, &st_bytes)
         .map_err(|e| InputError(format!("{}: {e}", st_path.display())))?;
     let logits = match &a.data {
         Some(data) => {
@@ -188,7 +188,7 @@ fn export_trained(a: &ExportArgs) -> Result<Outcome> {
                 max_vocab: Some(usize::MAX),
             };
             let ds = read_dataset(data, opts)?;
-            let logits = memcap_export::trained_logits(&mcfg, &st_bytes, &ds)
+            let logits = memcap_export::trained::logits(&model, &ds)
                 .map_err(|e| InputError(format!("{} on {}: {e}", a.model.display(), data.display())))?;
             Some((data, ds.len(), logits))
         }

@@ -232,11 +232,7 @@ fn transformer_forward(
     dtype: memcap_core::certificate::FloatType,
     quiet: bool,
 ) -> Result<serde_json::Value> {
-    use memcap_core::certificate::FloatType;
-    let dt = match dtype {
-        FloatType::F64 => candle_core::DType::F64,
-        FloatType::F32 => candle_core::DType::F32,
-    };
+    let dt = memcap_train::model::candle_dtype(dtype);
     memcap_train::ensure_single_threaded_ops();
     let start = std::time::Instant::now();
     let bars = crate::progress::Bars::new(!quiet);

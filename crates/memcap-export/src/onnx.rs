@@ -202,10 +202,18 @@ pub fn to_onnx_proto_as(
         let p = as_is(&mut b, "pos_embed.weight")?;
         z = b.add(&z, &p);
     }
-    let axes = |b: &mut Builder, v: i64| b.init_i64(&format!("const.axes_{}", v.to_string().replace('-', "m")), &[v]);
+    // Shared constants, each one initializer: axes 2 (the readout's Squeeze
+    // and attention), and for attention axes 1, 4, −1 and the head shapes.
+    let a2 = b.init_i64("const.axes_2", &[2]);
     let any_heads = (0..c.blocks).any(|l| c.has_attention(l));
-    let (heads_shape, merged_shape) = if any_heads {
-        (b.init_i64("const.shape_heads", &[0, 0, h, dh]), b.init_i64("const.shape_merged", &[0, 0, h * dh]))
+    let [a1, a4, a_last, heads_shape, merged_shape] = if any_heads {
+        [
+            b.init_i64("const.axes_1", &[1]),
+            b.init_i64("const.axes_4", &[4]),
+            b.init_i64("const.axes_m1", &[-1]),
+            b.init_i64("const.shape_heads", &[0, 0, h, dh]),
+            b.init_i64("const.shape_merged", &[0, 0, h * dh]),
+        ]
     } else {
         Default::default()
     };
@@ -213,7 +221,6 @@ pub fn to_onnx_proto_as(
     for l in 0..c.blocks {
         let pre = format!("blocks.{l}");
         if c.has_attention(l) {
-            let [a1, a2, a4, a_last] = [1, 2, 4, -1].map(|v| axes(&mut b, v));
             // [B, n, h·dh] -> [B, n, h, dh]
             let proj = |b: &mut Builder, s: &str| -> Result<String, ExportError> {
                 let w = matrix_t(b, &format!("{pre}.attn.{s}_proj.weight"))?;
@@ -268,7 +275,6 @@ pub fn to_onnx_proto_as(
     let rb = as_is(&mut b, "head.bias")?;
     let o = b.matmul(&z, &ro);
     let o = b.add(&o, &rb);
-    let a2 = axes(&mut b, 2);
     b.nodes.push(NodeProto {
         input: vec![o, a2],
         output: vec!["out".into()],
@@ -276,9 +282,6 @@ pub fn to_onnx_proto_as(
         op_type: "Squeeze".into(),
         ..Default::default()
     });
-    // Every initializer once, in a fixed order: equal models, equal bytes.
-    let mut seen = std::collections::BTreeSet::new();
-    b.inits.retain(|t| seen.insert(t.name.clone()));
 
     let graph = GraphProto {
         node: b.nodes,
@@ -318,14 +321,13 @@ pub type ForwardWeights = Vec<(String, Vec<usize>, Vec<f64>)>;
 /// [`ExportError::Train`] when the model does not map onto the Transformer
 /// (a block with some but not all heads).
 pub fn forward_weights(model: &Model, dtype: FloatType) -> Result<(TransformerConfig, ForwardWeights), ExportError> {
-    let dt = match dtype {
-        FloatType::F64 => DType::F64,
-        FloatType::F32 => DType::F32,
-    };
-    let m = memcap_train::model::Model::from_construction(model, dt)?;
-    let ModelConfig::Transformer(cfg) = m.config().clone() else {
-        return Err(ExportError::Weights("a constructed model maps onto the Transformer".into()));
-    };
+    use memcap_train::model::{candle_dtype, construction_config, construction_tensors};
+    // Built through `from_tensors`, so the tensors are checked against the config the forward runs.
+    let cfg = construction_config(model)?;
+    let m = memcap_train::model::Model::from_tensors(
+        &ModelConfig::Transformer(cfg.clone()),
+        &construction_tensors(model, candle_dtype(dtype))?,
+    )?;
     let mut out = Vec::new();
     for (name, t) in m.tensors()? {
         let vals = t

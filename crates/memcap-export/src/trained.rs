@@ -19,7 +19,16 @@ use memcap_train::ModelConfig;
 /// inputs, wrong vocabulary).
 pub fn trained_logits(config: &ModelConfig, safetensors: &[u8], ds: &Dataset) -> Result<Vec<Vec<f32>>, ExportError> {
     config.validate_for(ds)?;
-    let model = trained_model(config, safetensors)?;
+    logits(&trained_model(config, safetensors)?, ds)
+}
+
+/// The logits of a loaded trained model ([`trained_model`]) on every example
+/// of `ds`, shaped as in [`trained_logits`].
+///
+/// # Errors
+/// [`ExportError::Train`] for data that do not fit the model.
+pub fn logits(model: &memcap_train::model::Model, ds: &Dataset) -> Result<Vec<Vec<f32>>, ExportError> {
+    model.config().validate_for(ds)?;
     let tokens = memcap_train::data::input_tensor(ds)?;
     let logits = model.logits(&tokens, true)?;
     Ok(logits.to_vec2().map_err(memcap_train::TrainError::from)?)
