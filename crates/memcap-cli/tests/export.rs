@@ -119,6 +119,7 @@ fn onnx_export_reads_back_identical_weights_and_a_well_formed_graph() {
     assert_eq!(g.output[0].name, "out");
     let want = expected_tensors(&m);
     let inits: HashMap<&str, &onnx_proto::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    assert_eq!(inits.len(), g.initializer.len(), "an initializer name is repeated");
     for (name, (shape, vals)) in &want {
         let t = inits.get(name.as_str()).unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(t.data_type, onnx_proto::data_type::DOUBLE);
@@ -336,7 +337,7 @@ fn trained_export_checks_the_weights_before_writing_anything() {
     let (data, run, out) = (d.join("d.jsonl"), d.join("run"), d.join("out"));
     ok_out(memcap(&["gen", "-N", "30", "-n", "4", "--vocab", "8", "--classes", "4", "-o", s(&data)]));
     let o = memcap(&["train", s(&data), "--d-model", "8", "--steps", "3", "-o", s(&run)]);
-    assert!(run.join("model.safetensors").exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(run.join("model.safetensors").exists(), "{}", stderr(&o));
     let cfg_path = run.join("config.json");
     let cfg = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(&cfg_path, cfg.replace("\"d_model\": 8", "\"d_model\": 9")).unwrap();
@@ -346,8 +347,8 @@ fn trained_export_checks_the_weights_before_writing_anything() {
             args.extend(["--data", s(&data)]);
         }
         let o = memcap(&args);
-        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("model.safetensors"));
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("model.safetensors"));
         assert!(!out.join("model.safetensors").exists() && !out.join("config.json").exists());
     }
 }
@@ -363,8 +364,8 @@ fn export_warns_about_the_other_format_from_another_model_or_dtype() {
     ok_out(memcap(&["construct", s(&data), "--precision", "f32", "-o", s(&model), "--no-safetensors"]));
     let warned = |args: &[&str]| {
         let o = memcap(args);
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stderr).contains("earlier export")
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stderr(&o).contains("earlier export")
     };
     assert!(!warned(&["export", s(&model), "--format", "onnx", "--dtype", "f64", "-o", s(&out)]));
     // Same model, other dtype: the f64 ONNX file no longer matches config.json.
