@@ -7,7 +7,11 @@ computing only the last query, as memcap-train does) and times AdamW training
 steps on one batch. Sizes: 3k (d 16, 2x8 heads, d_ff 48), 30k (d 48, 4x12,
 192), 300k (d 160, 8x20, 640).
 
-Usage: python3 scripts/train/bench_step.py [size] [batch] [threads] [steps]
+Usage: python3 scripts/train/bench_step.py [size] [batch] [threads] [steps] [standard|absorbed]
+The fifth argument picks the last block's attention: `standard` (default;
+K and V projected at every position) or `absorbed` (the projections moved
+onto the single query, as memcap-train's gradient pass does; the same
+function). `absorbed` also checks that both forms give the same logits.
 Prints one JSON line.
 """
 import json
@@ -30,10 +34,21 @@ class Block(nn.Module):
         self.fc1 = nn.Linear(d, ff)
         self.fc2 = nn.Linear(ff, d)
 
-    def forward(self, x, last_only):
+    def forward(self, x, last_only, absorbed=False):
         b, n, _ = x.shape
         xq = x[:, -1:, :] if last_only else x
         m = xq.shape[1]
+        if last_only and absorbed:
+            # memcap's gradient pass: the single query's attention with the
+            # K/V projections moved onto the query side (same function).
+            d = x.shape[-1]
+            q = self.q_proj(xq[:, 0]).view(b, self.h, self.dh)              # [b, h, dh]
+            u = torch.einsum("bhe,hed->bhd", q, self.k_proj.weight.view(self.h, self.dh, d))
+            att = torch.softmax(u @ x.transpose(1, 2) / self.dh ** 0.5, dim=-1)  # [b, h, n]
+            z = att @ x                                                     # [b, h, d]
+            o = torch.einsum("bhd,hed->bhe", z, self.v_proj.weight.view(self.h, self.dh, d))
+            x = xq + self.o_proj(o.reshape(b, 1, self.h * self.dh))
+            return x + self.fc2(F.relu(self.fc1(x)))
         q = self.q_proj(xq).view(b, m, self.h, self.dh).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.h, self.dh).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.h, self.dh).transpose(1, 2)
@@ -50,10 +65,10 @@ class Tiny(nn.Module):
         self.blocks = nn.ModuleList([Block(d, h, dh, ff) for _ in range(blocks)])
         self.head = nn.Linear(d, classes)
 
-    def forward(self, tokens):
+    def forward(self, tokens, absorbed=False):
         x = self.embed(tokens)
         for i, blk in enumerate(self.blocks):
-            x = blk(x, i == len(self.blocks) - 1)
+            x = blk(x, i == len(self.blocks) - 1, absorbed)
         return self.head(x[:, -1, :])
 
 
@@ -65,6 +80,10 @@ def main():
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     steps = int(sys.argv[4]) if len(sys.argv) > 4 else 2000
+    form = sys.argv[5] if len(sys.argv) > 5 else "standard"
+    if form not in ("standard", "absorbed"):
+        sys.exit(f"bench_step.py: the form must be standard or absorbed, got {form!r}")
+    absorbed = form == "absorbed"
     d, h, ff = SIZES[size]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -76,18 +95,22 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(model(x, absorbed), y)
         loss.backward()
         opt.step()
         return loss
 
+    if absorbed:
+        with torch.no_grad():
+            a, b = model(x, True), model(x, False)
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (a - b).abs().max()
     for _ in range(20):
         step()
     t = time.perf_counter()
     for _ in range(steps):
         step()
     dt = (time.perf_counter() - t) / steps
-    print(json.dumps({"impl": f"pytorch {torch.__version__}", "size": size, "threads": threads, "params": params,
+    print(json.dumps({"impl": f"pytorch {torch.__version__}" + (" absorbed" if absorbed else ""), "size": size, "threads": threads, "params": params,
                       "batch": batch, "seq_len": 8, "steps": steps, "sec_per_step": float(f"{dt:.3e}")}))
 
 

@@ -267,7 +267,7 @@ impl Model {
     pub fn logits(&self, tokens: &Tensor, detached: bool) -> Result<Tensor> {
         let p = |v: &Var| if detached { v.as_tensor().detach() } else { v.as_tensor().clone() };
         match &self.params {
-            Params::Transformer(t) => transformer_forward(t, tokens, &p),
+            Params::Transformer(t) => transformer_forward(t, tokens, &p, !detached),
             Params::Mlp(m) => mlp_forward(m, tokens, &p),
         }
     }
@@ -584,7 +584,52 @@ fn hardmax_last(x: &Tensor) -> Result<Tensor> {
     Ok(ties.broadcast_div(&ties.sum_keepdim(D::Minus1)?)?)
 }
 
-fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Result<Tensor> {
+/// Single-query softmax attention in the absorbed form, for the last block
+/// of a next-token model (one query per sequence).
+///
+/// The standard form projects every position, `K = X·W_Kᵀ`, `V = X·W_Vᵀ`
+/// (`2·n·d·h·d_h` multiply-adds per sequence), then attends. With a single
+/// query the projections can be moved onto the query side instead:
+/// `score_h,j = (q_h·W_K,h)·x_j` and `o_h = W_V,h·(Σ_j a_h,j·x_j)`, which
+/// costs `2·h·d_h·d + 2·h·n·d`, nearly independent of `n`, and gives the
+/// autograd graph two big `[b, n, d]` nodes instead of about a dozen (each
+/// big node costs a zero-fill and an add in candle's backward). The
+/// function is the same; float rounding differs from the standard form in
+/// the last bits, so it is used only for gradient passes: every detached
+/// pass (evaluation, export, constructions) runs the standard form that
+/// PyTorch and ONNX run (invariant "one float forward" in ARCHITECTURE.md).
+///
+/// Shapes: `hx [b, n, d]` (the block's input), `hq [b, d]` (its last row),
+/// `wq, wk, wv [h·d_h, d]` (PyTorch layout); returns `[b, 1, h·d_h]`, the
+/// heads' outputs side by side, as the standard form does.
+fn absorbed_last_query_attention(
+    hx: &Tensor,
+    hq: &Tensor,
+    (wq, wk, wv): (&Tensor, &Tensor, &Tensor),
+    (h, dh): (usize, usize),
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, _n, d) = hx.dims3()?;
+    let q = hq.matmul(&wq.t()?)?.reshape((b, h, dh))?.transpose(0, 1)?; // [h, b, dh]
+    let u = q.matmul(&wk.reshape((h, dh, d))?)?; // [h, b, d]: q_h·W_K,h
+    let mut scores = u.transpose(0, 1)?.matmul(&hx.t()?)?; // [b, h, d]·[b, d, n] -> [b, h, n]
+    if scale != 1.0 {
+        scores = (scores * scale)?;
+    }
+    let z = softmax_last(&scores)?.matmul(hx)?; // [b, h, n]·[b, n, d] -> [b, h, d]
+    let o = z.transpose(0, 1)?.matmul(&wv.reshape((h, dh, d))?.t()?)?; // [h, b, d]·[h, d, dh] -> [h, b, dh]
+    Ok(o.transpose(0, 1)?.contiguous()?.reshape((b, 1, h * dh))?)
+}
+
+/// The Transformer's forward. `gradient_pass` selects the absorbed
+/// single-query attention for the last block of a softmax next-token model
+/// ([`absorbed_last_query_attention`]); detached passes never use it.
+fn transformer_forward(
+    t: &TransformerParams,
+    tokens: &Tensor,
+    p: &dyn Fn(&Var) -> Tensor,
+    gradient_pass: bool,
+) -> Result<Tensor> {
     let c = &t.cfg;
     let (b, n) = (tokens.dim(0)?, tokens.dim(1)?);
     let (d, h, dh) = (c.d_model, c.heads, c.head_dim);
@@ -615,24 +660,32 @@ fn transformer_forward(t: &TransformerParams, tokens: &Tensor, p: &dyn Fn(&Var) 
                 Some((w, bb)) => layer_norm(&x, &p(w), &p(bb))?,
                 None => x.clone(),
             };
-            let hq = if q_last { hx.narrow(1, n - 1, 1)? } else { hx.clone() };
-            // [b, m, h·dh] -> [b, m, h, dh] -> [b, h, m, dh]
+            // Projections run on 2-D views ([rows, d] · wᵀ); every reshape
+            // is a node whose backward zero-fills and adds a gradient of
+            // its size, so the big [b·n, ·] tensors get as few as possible.
+            let hq = if q_last { hx.narrow(1, n - 1, 1)?.reshape((b, d))? } else { hx.reshape((b * n, d))? };
+            // [b·m, h·dh] -> [b, m, h, dh] -> [b, h, m, dh]
             let split = |y: Tensor, m: usize| -> Result<Tensor> {
                 Ok(y.reshape((b, m, h, dh))?.transpose(1, 2)?.contiguous()?)
             };
-            let q = split(linear(&hq, &p(&at.q), None)?, nq)?;
-            let k = split(linear(&hx, &p(&at.k), None)?, n)?;
-            let v = split(linear(&hx, &p(&at.v), None)?, n)?;
-            let mut scores = q.matmul(&k.t()?)?; // [b, h, nq, n]
-            if scale != 1.0 {
-                scores = (scores * scale)?;
-            }
-            let attn = match c.attention {
-                AttentionKind::Softmax => softmax_last(&scores)?,
-                AttentionKind::Hardmax => hardmax_last(&scores)?,
+            let o = if q_last && gradient_pass && c.attention == AttentionKind::Softmax {
+                absorbed_last_query_attention(&hx, &hq, (&p(&at.q), &p(&at.k), &p(&at.v)), (h, dh), scale)?
+            } else {
+                let hx2 = if q_last { hx.reshape((b * n, d))? } else { hq.clone() };
+                let q = split(hq.matmul(&p(&at.q).t()?)?, nq)?;
+                let k = split(hx2.matmul(&p(&at.k).t()?)?, n)?;
+                let v = split(hx2.matmul(&p(&at.v).t()?)?, n)?;
+                let mut scores = q.matmul(&k.t()?)?; // [b, h, nq, n]
+                if scale != 1.0 {
+                    scores = (scores * scale)?;
+                }
+                let attn = match c.attention {
+                    AttentionKind::Softmax => softmax_last(&scores)?,
+                    AttentionKind::Hardmax => hardmax_last(&scores)?,
+                };
+                let o = attn.matmul(&v)?; // [b, h, nq, dh]
+                o.transpose(1, 2)?.contiguous()?.reshape((b, nq, h * dh))?
             };
-            let o = attn.matmul(&v)?; // [b, h, nq, dh]
-            let o = o.transpose(1, 2)?.contiguous()?.reshape((b, nq, h * dh))?;
             let a = linear(&o, &p(&at.o), None)?; // [b, nq, d]
             let res = if q_last { x.narrow(1, n - 1, 1)? } else { x };
             x = (res + a)?;
@@ -677,5 +730,63 @@ fn mlp_forward(m: &MlpParams, tokens: &Tensor, p: &dyn Fn(&Var) -> Tensor) -> Re
     match c.task {
         Task::NextToken => Ok(x),
         Task::Seq2seq => Ok(x.reshape((b * n, c.num_classes))?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{generate, GenConfig, Labels};
+    use rand::SeedableRng;
+
+    /// Largest |a − b| / (1 + |b|) over two tensors of one shape.
+    fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
+        let a = a.flatten_all().and_then(|t| t.to_vec1::<f32>()).unwrap_or_default();
+        let b = b.flatten_all().and_then(|t| t.to_vec1::<f32>()).unwrap_or_default();
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(&b).map(|(x, y)| f64::from((x - y).abs()) / (1.0 + f64::from(y.abs()))).fold(0.0, f64::max)
+    }
+
+    /// The absorbed single-query attention is the standard attention
+    /// re-associated: the same logits and the same gradient for every
+    /// parameter, up to float rounding, with 1 or 3 blocks, 1 or 3 heads,
+    /// LayerNorm and learned positions, and a non-default score scale.
+    #[test]
+    fn absorbed_last_query_attention_has_the_standard_forms_logits_and_gradients() -> Result<()> {
+        let data = generate(&GenConfig::random_ids(40, 6, 11, 7, 3))?;
+        let tokens = crate::data::input_tensor(&data)?;
+        let Labels::NextToken(l) = &data.labels else { unreachable!("next-token data") };
+        let labels = Tensor::from_vec(l.clone(), l.len(), &Device::Cpu)?;
+        for (blocks, heads, d, ln, scale) in
+            [(1, 1, 8, false, None), (1, 3, 12, false, None), (3, 3, 12, true, Some(0.7))]
+        {
+            let mut cfg = TransformerConfig::for_data(&data, d, heads, 2 * d, blocks);
+            cfg.layer_norm = ln;
+            cfg.attention_scale = scale;
+            if ln {
+                cfg.positional = Positional::Learned;
+            }
+            let model = Model::new(&ModelConfig::Transformer(cfg), &mut ChaCha8Rng::seed_from_u64(5))?;
+            let Params::Transformer(t) = &model.params else { unreachable!("built a Transformer") };
+            let p = |v: &Var| v.as_tensor().clone();
+            let absorbed = transformer_forward(t, &tokens, &p, true)?;
+            let standard = transformer_forward(t, &tokens, &p, false)?;
+            assert!(rel_diff(&absorbed, &standard) < 1e-5, "logits differ ({blocks} blocks, {heads} heads)");
+            // Evaluation (detached) runs the standard form, bit for bit.
+            assert_eq!(
+                model.logits(&tokens, true)?.flatten_all()?.to_vec1::<f32>()?,
+                standard.flatten_all()?.to_vec1::<f32>()?
+            );
+            let ga = cross_entropy(&absorbed, &labels)?.backward()?;
+            let gs = cross_entropy(&standard, &labels)?.backward()?;
+            for v in model.vars() {
+                let (a, s) = (ga.get(v.var.as_tensor()), gs.get(v.var.as_tensor()));
+                let (Some(a), Some(s)) = (a, s) else { panic!("{} has no gradient", v.name) };
+                let scale = s.abs()?.max_keepdim(0)?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1e-3);
+                let diff = (a - s)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                assert!(diff / scale < 1e-4, "{}: gradient differs by {diff} (scale {scale})", v.name);
+            }
+        }
+        Ok(())
     }
 }

@@ -46,7 +46,7 @@ fn memorized_bits_are_zero_for_uniform_and_log2_c_for_certain_predictions() {
 
     // A memorizing run stores close to N·log2 C = 40·3 = 120 bits.
     let run =
-        train(&cfg, &TrainConfig { lr: 0.05, max_steps: 1500, ..TrainConfig::default() }, &ds, &mut |_| {}).unwrap();
+        train(&cfg, &TrainConfig { lr: 0.05, max_steps: 3000, ..TrainConfig::default() }, &ds, &mut |_| {}).unwrap();
     assert!(run.summary.memorized, "{:?}", run.summary);
     assert!(run.summary.memorized_bits > 110.0 && run.summary.memorized_bits <= 120.0 + 1e-9);
 }
