@@ -2,7 +2,10 @@
 (memcap_ref.py) and, when present, in onnxruntime (DIR/model.onnx), and
 reports k/N.
 
-    python check.py DIR DATA.jsonl [--expect-all] [--tol 1e-5]
+    python check.py DIR DATA [--expect-all] [--tol 1e-5]
+
+DATA is memcap's JSONL or CSV dataset format (the format is told by the
+first line that is not blank or a `#` comment: `{` starts JSONL).
 
 Constructed models: an example counts only if the output, in the export's
 dtype (config.json "torch_dtype"), *equals*
@@ -43,6 +46,41 @@ def read_jsonl(path):
 IGNORE = -100
 
 
+def read_csv(path):
+    """memcap's CSV format: a header naming tok_0..tok_{n-1}, then `label`
+    (next-token) or lab_0..lab_{n-1} (seq2seq; empty or -100 = no label);
+    `#` lines are comments."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(line for line in f if not line.lstrip().startswith("#")) if r]
+    if not rows:
+        sys.exit(f"{path}: no header row")
+    header = [h.strip() for h in rows[0]]
+
+    def indexed(prefix):
+        cols = sorted((int(h[len(prefix):]), i) for i, h in enumerate(header) if h.startswith(prefix) and h[len(prefix):].isdigit())
+        return [i for _, i in cols]
+
+    tok_cols, lab_cols = indexed("tok_"), indexed("lab_")
+    if "label" in header:
+        lab_cols = [header.index("label")]
+    if not tok_cols or not lab_cols:
+        sys.exit(f"{path}: line 1: the header needs tok_0.. and label (or lab_0..) columns, got {header}")
+    toks, labels = [], []
+    for r in rows[1:]:
+        r = [x.strip() for x in r]
+        toks.append([int(r[i]) for i in tok_cols])
+        labels.append([IGNORE if r[i] in ("", "-100") else int(r[i]) for i in lab_cols])
+    return toks, np.array(labels, dtype=np.int64)
+
+
+def read_data(path):
+    with open(path) as f:
+        first = next((line for line in f if line.strip() and not line.lstrip().startswith("#")), "")
+    return read_jsonl(path) if first.lstrip().startswith("{") else read_csv(path)
+
+
 def batches(n, size=1024):
     return [(i, min(n, i + size)) for i in range(0, n, size)]
 
@@ -55,7 +93,7 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-5)
     a = ap.parse_args()
     model, cfg = memcap_ref.load(a.dir)
-    toks, labels = read_jsonl(a.data)
+    toks, labels = read_data(a.data)
     vectors = isinstance(toks[0][0], list)
     x = np.array(toks, dtype=np.float64 if vectors else np.int64)
     N = len(toks)

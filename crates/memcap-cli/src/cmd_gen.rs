@@ -5,7 +5,7 @@ use crate::io::{write_atomic_with, InputError};
 use anyhow::Result;
 use clap::Args;
 use memcap_core::gen::{self, GenConfig, GenKind};
-use memcap_core::parse::to_jsonl_lines;
+use memcap_core::parse::{to_csv_lines, to_jsonl_lines};
 use memcap_core::{Dedupe, Positional, Task};
 use std::path::PathBuf;
 
@@ -41,7 +41,8 @@ pub struct GenArgs {
     /// With --text: what to do with contexts that occur with different next tokens.
     #[arg(long, value_enum, default_value = "majority")]
     dedupe: Dedupe,
-    /// Output JSONL file.
+    /// Output file: JSONL, or memcap's CSV format when the name ends in `.csv`
+    /// (token ids only; a `# memcap_dataset` comment records V and C).
     #[arg(short, long)]
     out: PathBuf,
 }
@@ -97,8 +98,15 @@ pub fn gen(a: GenArgs) -> Result<Outcome> {
         })
         .map_err(|e| InputError(e.to_string()))?,
     };
+    // `.csv` gets memcap's CSV format (what `read_dataset` reads from a
+    // `.csv` path), everything else JSONL.
+    let lines: Box<dyn Iterator<Item = String>> = if crate::io::is_csv_path(&a.out) {
+        Box::new(to_csv_lines(&ds).map_err(|e| InputError(format!("-o {}: {e}", a.out.display())))?)
+    } else {
+        Box::new(to_jsonl_lines(&ds))
+    };
     write_atomic_with(&a.out, |w| {
-        for line in to_jsonl_lines(&ds) {
+        for line in lines {
             w.write_all(line.as_bytes())?;
             w.write_all(b"\n")?;
         }

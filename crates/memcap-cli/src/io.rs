@@ -35,9 +35,14 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     line
 }
 
+/// A dataset path in memcap's CSV format: its extension is `.csv` (any case).
+pub fn is_csv_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
 /// Reads a dataset; `.csv` files are CSV, everything else JSONL.
 pub fn read_dataset(path: &Path, opts: ParseOptions) -> Result<Dataset> {
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = is_csv_path(path);
     let bad = |e: memcap_core::DataError| -> anyhow::Error { InputError(format!("{}: {e}", path.display())).into() };
     if is_csv {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;

@@ -28,6 +28,31 @@ fn gen_construct_verify_round_trip() {
     assert_eq!(v["config"]["task"], "next-token");
 }
 
+/// `gen -o x.csv` writes memcap's CSV format (with V and C), which every
+/// command reads back as the same data; token vectors cannot be CSV and
+/// leave no file.
+#[test]
+fn gen_writes_csv_for_a_csv_path_and_it_reads_back() {
+    let d = tmpdir("gencsv");
+    let (jsonl, csv, model) = (d.join("d.jsonl"), d.join("d.csv"), d.join("m.json"));
+    for out in [&jsonl, &csv] {
+        ok(memcap(&["gen", "-N", "40", "-n", "4", "--vocab", "500", "--classes", "90", "--seed", "2", "-o", s(out)]));
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("# memcap_dataset") && text.contains("tok_0,tok_1,tok_2,tok_3,label"), "{text}");
+    ok(memcap(&["construct", s(&csv), "-o", s(&model), "--no-safetensors"]));
+    let o = memcap(&["inspect", s(&model), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((v["config"]["input"]["vocab"].as_u64(), v["config"]["num_classes"].as_u64()), (Some(500), Some(90)));
+    let o = memcap(&["verify", s(&model), s(&jsonl)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("memorized 40/40"), "{}", stdout(&o));
+    let v = d.join("v.csv");
+    let o = memcap(&["gen", "-N", "5", "-n", "3", "--kind", "vectors", "-o", s(&v)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("v.csv") && !v.exists(), "{}", stderr(&o));
+}
+
 #[test]
 fn wrong_labels_exit_with_code_1() {
     let d = tmpdir("wrong");

@@ -351,6 +351,31 @@ fn trained_export_checks_the_weights_before_writing_anything() {
         assert!(stderr(&o).contains("model.safetensors"));
         assert!(!out.join("model.safetensors").exists() && !out.join("config.json").exists());
     }
+    // A misspelt config key is named, not ignored.
+    std::fs::write(&cfg_path, cfg.replace("\"d_model\": 8", "\"d_model\": 8, \"d_modle\": 9")).unwrap();
+    let o = memcap(&["export", s(&run), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("config.json") && stderr(&o).contains("d_modle"), "{}", stderr(&o));
+    // A NaN weight is refused by tensor name before anything is written.
+    std::fs::write(&cfg_path, &cfg).unwrap();
+    let st_path = run.join("model.safetensors");
+    let bytes = std::fs::read(&st_path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> =
+        st.tensors().into_iter().map(|(n, t)| (n, t.shape().to_vec(), t.data().to_vec())).collect();
+    owned.sort();
+    owned[0].2[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, sh, d)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, sh.clone(), d).unwrap())
+        })
+        .collect();
+    std::fs::write(&st_path, safetensors::serialize(views, &None).unwrap()).unwrap();
+    let o = memcap(&["export", s(&run), "-o", s(&out), "--data", s(&data)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&owned[0].0) && stderr(&o).contains("not a finite number"), "{}", stderr(&o));
+    assert!(!out.join("model.safetensors").exists());
 }
 
 /// Exporting one format into a folder that holds the other format from an

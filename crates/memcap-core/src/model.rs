@@ -388,6 +388,14 @@ impl Model {
         if m == 0 || c.seq_len == 0 {
             return Err(ModelError::Invalid("width and seq_len must be positive".into()));
         }
+        if c.num_classes == 0 {
+            return Err(ModelError::Invalid("config.num_classes must be at least 1".into()));
+        }
+        if d == 0 {
+            return Err(ModelError::Invalid(
+                "config.input: the vocabulary (or vector dimension) must be at least 1".into(),
+            ));
+        }
         if c.registers.len() != m {
             return Err(ModelError::Invalid(format!("{} register names for width {m}", c.registers.len())));
         }

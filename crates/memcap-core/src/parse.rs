@@ -14,7 +14,9 @@
 //!
 //! **CSV** (token ids only): a header row naming the columns `tok_0..tok_{n-1}`
 //! followed by `label` (next-token) or `lab_0..lab_{n-1}` (seq2seq; `-100` or
-//! an empty field ignores the position), then one row per sequence. Lines starting with `#` are comments.
+//! an empty field ignores the position), then one row per sequence. Lines starting with `#` are comments;
+//! a comment `# memcap_dataset {"vocab":V,"num_classes":C}` before the header
+//! row fixes V and C as the JSONL header does ([`to_csv_lines`] writes it).
 
 use crate::data::{Dataset, Inputs, Labels, IGNORE};
 use crate::error::DataError;
@@ -357,6 +359,11 @@ impl JsonlReader {
 /// Integral floats (`2.0`) count as integers.
 pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (meta_line, meta_vocab, meta_classes) = csv_meta(text)?;
+    // Flags take precedence over the file's comment, as over a JSONL header.
+    let given = opts;
+    let opts =
+        ParseOptions { vocab: given.vocab.or(meta_vocab), num_classes: given.num_classes.or(meta_classes), ..given };
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -426,9 +433,84 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
         lines.push(line);
     }
     let vocab = opts.vocab.unwrap_or_else(|| seqs.iter().flatten().max().map_or(1, |&m| m as usize + 1));
-    check_vocab(vocab, None, &seqs, &lines, &opts)?;
+    let header_line = meta_vocab.and(meta_line);
+    check_vocab(vocab, header_line, &seqs, &lines, &given)?;
     let labels = if seq2seq { Labels::Seq2seq(s2s) } else { Labels::NextToken(next) };
     finish(Inputs::Ids { vocab, seqs }, labels, opts.num_classes, lines, None)
+}
+
+/// What a CSV file's `# memcap_dataset {...}` comment says:
+/// `(its line, vocab, num_classes)`, each `None` when not given.
+type CsvMeta = (Option<usize>, Option<usize>, Option<u32>);
+
+/// The `# memcap_dataset {...}` comment of a CSV file, if one comes before
+/// the header row.
+fn csv_meta(text: &str) -> Result<CsvMeta, DataError> {
+    for (i, raw) in text.lines().enumerate() {
+        let t = raw.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let Some(comment) = t.strip_prefix('#') else { break };
+        let Some(json) = comment.trim_start().strip_prefix("memcap_dataset") else { continue };
+        let line = i + 1;
+        let v: Value = serde_json::from_str(json.trim())
+            .map_err(|e| perr(line, format!("the memcap_dataset comment is not a JSON object: {e}")))?;
+        let Some(obj) = v.as_object() else {
+            return Err(perr(line, "the memcap_dataset comment must hold a JSON object"));
+        };
+        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "vocab" | "num_classes")) {
+            return Err(perr(line, format!("memcap_dataset comment: unknown key {k:?} (known: vocab, num_classes)")));
+        }
+        let positive = |key: &str| -> Result<Option<u32>, DataError> {
+            match obj.get(key) {
+                None => Ok(None),
+                Some(x) => match as_u32(x, line, key)? {
+                    0 => Err(perr(line, format!("{key} must be at least 1"))),
+                    v => Ok(Some(v)),
+                },
+            }
+        };
+        return Ok((Some(line), positive("vocab")?.map(|v| v as usize), positive("num_classes")?));
+    }
+    Ok((None, None, None))
+}
+
+/// Writes a token-id dataset as memcap's CSV format, the inverse of
+/// [`parse_csv`]: a `# memcap_dataset {"vocab":V,"num_classes":C}` comment,
+/// the header row, then one row per sequence (an ignored seq2seq position
+/// is `-100`).
+///
+/// # Errors
+/// [`DataError::Param`] for token vectors or per-record label alphabets
+/// (`classes`), which CSV cannot hold: write JSONL ([`to_jsonl`]) instead.
+pub fn to_csv_lines(ds: &Dataset) -> Result<impl Iterator<Item = String> + '_, DataError> {
+    let Inputs::Ids { vocab, seqs } = &ds.inputs else {
+        return Err(DataError::Param("CSV holds token ids only; write token vectors as JSONL".into()));
+    };
+    if ds.label_classes.is_some() {
+        return Err(DataError::Param("CSV cannot hold per-record label alphabets (\"classes\"); write JSONL".into()));
+    }
+    let n = ds.seq_len();
+    let meta = serde_json::json!({"vocab": vocab, "num_classes": ds.num_classes});
+    let mut header: Vec<String> = (0..n).map(|k| format!("tok_{k}")).collect();
+    match &ds.labels {
+        Labels::NextToken(_) => header.push("label".into()),
+        Labels::Seq2seq(_) => header.extend((0..n).map(|k| format!("lab_{k}"))),
+    }
+    let join = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
+    let first = [format!("# memcap_dataset {meta}"), header.join(",")];
+    Ok(first.into_iter().chain((0..ds.len()).map(move |i| {
+        let toks = seqs[i].iter().map(u32::to_string);
+        match &ds.labels {
+            Labels::NextToken(y) => join(&mut toks.chain(std::iter::once(y[i].to_string()))),
+            Labels::Seq2seq(y) => {
+                join(
+                    &mut toks.chain(y[i].iter().map(|&l| if l == IGNORE { "-100".to_string() } else { l.to_string() })),
+                )
+            }
+        }
+    })))
 }
 
 fn finish(

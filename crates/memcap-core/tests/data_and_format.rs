@@ -7,7 +7,7 @@ use memcap_core::error::{DataError, Origin};
 use memcap_core::eval::NoProgress;
 use memcap_core::gen::{generate, text_windows, GenConfig, GenKind, TextSpec, TextUnit};
 use memcap_core::model::Model;
-use memcap_core::parse::{parse_csv, parse_jsonl, to_jsonl, to_jsonl_lines, JsonlReader, ParseOptions};
+use memcap_core::parse::{parse_csv, parse_jsonl, to_csv_lines, to_jsonl, to_jsonl_lines, JsonlReader, ParseOptions};
 use memcap_core::verify::{first_divergence, verify, Arith};
 use memcap_core::{ConstructError, ModelError};
 
@@ -172,6 +172,22 @@ fn model_json_round_trip_is_exact() {
     let bumped = m.to_json().replacen("\"version\":1", "\"version\":99", 1);
     assert_eq!(Model::from_json(&bumped).unwrap_err(), ModelError::Version { got: 99, supported: 1 });
     assert!(matches!(Model::from_json("{\"format\":\"other\"}"), Err(ModelError::Invalid(_))));
+}
+
+/// A model file that declares zero classes or an empty vocabulary is
+/// refused by the model reader, naming the field (it used to reach the data
+/// reader and be blamed on the data file).
+#[test]
+fn model_json_with_zero_classes_or_vocab_is_refused_by_field() {
+    let (m, _) = small_model();
+    let mut zero_c = m.clone();
+    zero_c.config.num_classes = 0;
+    assert!(
+        matches!(Model::from_json(&zero_c.to_json()), Err(ModelError::Invalid(e)) if e.contains("config.num_classes"))
+    );
+    let mut zero_v = m.clone();
+    zero_v.config.input = memcap_core::model::InputSpec::Ids { vocab: 0 };
+    assert!(matches!(Model::from_json(&zero_v.to_json()), Err(ModelError::Invalid(e)) if e.contains("config.input")));
 }
 
 /// §7.7: P_dense = (m d + m) + L (4 m s H + 2 m q + q + m) + (m + 1), checked
@@ -512,4 +528,31 @@ fn the_ignore_marker_value_is_refused_as_a_literal_label() {
     let ds = jsonl("{\"tokens\":[1,2],\"labels\":[0,-100]}\n{\"tokens\":[2,2],\"labels\":[null,1]}\n").unwrap();
     let Labels::Seq2seq(y) = &ds.labels else { panic!("seq2seq") };
     assert_eq!(y, &vec![vec![0, memcap_core::data::IGNORE], vec![memcap_core::data::IGNORE, 1]]);
+}
+
+/// `to_csv_lines` is the inverse of `parse_csv`, V and C included (its
+/// `# memcap_dataset` comment), for both tasks and ignored positions; flags
+/// take precedence over the comment; a bad comment names its line; token
+/// vectors are refused, not written half.
+#[test]
+fn csv_writer_round_trips_through_the_csv_reader() {
+    for task in [Task::NextToken, Task::Seq2seq] {
+        // V = 500 and C = 90 exceed what 30 sequences use, so max + 1 would differ.
+        let mut ds = generate(&GenConfig { task, ..GenConfig::random_ids(30, 3, 500, 90, 4) }).unwrap();
+        if let Labels::Seq2seq(l) = &mut ds.labels {
+            l[0][1] = memcap_core::data::IGNORE;
+        }
+        let text: String = to_csv_lines(&ds).unwrap().map(|l| l + "\n").collect();
+        assert!(text.starts_with("# memcap_dataset"), "{text}");
+        let back = parse_csv(&text, ParseOptions::default()).unwrap();
+        assert_eq!(Dataset { lines: None, ..back }, ds, "{task:?}");
+        let flagged = parse_csv(&text, ParseOptions { num_classes: Some(120), ..ParseOptions::default() }).unwrap();
+        assert_eq!(flagged.num_classes, 120);
+    }
+    let e = parse_csv("# memcap_dataset {\"vocab\":0}\ntok_0,label\n1,1\n", ParseOptions::default()).unwrap_err();
+    assert!(matches!(e, DataError::Parse { line: 1, ref reason } if reason.contains("vocab")), "{e}");
+    let e = parse_csv("#\n# memcap_dataset {\"vocb\":3}\ntok_0,label\n1,1\n", ParseOptions::default()).unwrap_err();
+    assert!(matches!(e, DataError::Parse { line: 2, ref reason } if reason.contains("vocb")), "{e}");
+    let vectors = generate(&GenConfig { kind: GenKind::Vectors { d: 2 }, ..GenConfig::random_ids(5, 3, 8, 4, 0) });
+    assert!(matches!(to_csv_lines(&vectors.unwrap()), Err(DataError::Param(_))));
 }

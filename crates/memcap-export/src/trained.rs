@@ -26,12 +26,18 @@ pub fn trained_logits(config: &ModelConfig, safetensors: &[u8], ds: &Dataset) ->
 /// of `ds`, shaped as in [`trained_logits`].
 ///
 /// # Errors
-/// [`ExportError::Train`] for data that do not fit the model.
+/// [`ExportError::Train`] for data that do not fit the model;
+/// [`ExportError::Weights`] when a logit is NaN or infinite (named by example).
 pub fn logits(model: &memcap_train::model::Model, ds: &Dataset) -> Result<Vec<Vec<f32>>, ExportError> {
     model.config().validate_for(ds)?;
     let tokens = memcap_train::data::input_tensor(ds)?;
-    let logits = model.logits(&tokens, true)?;
-    Ok(logits.to_vec2().map_err(memcap_train::TrainError::from)?)
+    let logits: Vec<Vec<f32>> = model.logits(&tokens, true)?.to_vec2().map_err(memcap_train::TrainError::from)?;
+    if let Some(i) = logits.iter().position(|row| row.iter().any(|x| !x.is_finite())) {
+        return Err(ExportError::Weights(format!(
+            "the logits of example {i} are not finite (NaN or ±inf): the weights or the attention scale overflow f32"
+        )));
+    }
+    Ok(logits)
 }
 
 /// The model a trained run's `safetensors` bytes hold for `config`: the
@@ -40,7 +46,7 @@ pub fn logits(model: &memcap_train::model::Model, ds: &Dataset) -> Result<Vec<Ve
 ///
 /// # Errors
 /// [`ExportError::Safetensors`] for unreadable bytes; [`ExportError::Weights`]
-/// for a tensor that is not f32; [`ExportError::Train`] for a missing,
+/// for a tensor that is not f32 or holds a NaN or infinity; [`ExportError::Train`] for a missing,
 /// misshapen or foreign tensor (named) or an invalid config.
 pub fn trained_model(config: &ModelConfig, safetensors: &[u8]) -> Result<memcap_train::model::Model, ExportError> {
     memcap_train::ensure_single_threaded_ops();
@@ -52,6 +58,9 @@ pub fn trained_model(config: &ModelConfig, safetensors: &[u8]) -> Result<memcap_
             return Err(ExportError::Weights(format!("{name}: dtype {:?}, expected F32", t.dtype())));
         }
         let vals: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if let Some(j) = vals.iter().position(|x| !x.is_finite()) {
+            return Err(ExportError::Weights(format!("{name}: entry {j} is {}, not a finite number", vals[j])));
+        }
         let tensor = Tensor::from_vec(vals, t.shape(), &Device::Cpu).map_err(memcap_train::TrainError::from)?;
         tensors.insert(name, tensor);
     }

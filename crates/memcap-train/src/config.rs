@@ -43,6 +43,7 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 /// `attention_blocks`, an embedding bias and a value readout, so both kinds
 /// of model run one forward pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransformerConfig {
     /// Token vocabulary size `V`.
     pub vocab: usize,
@@ -97,6 +98,7 @@ pub struct TransformerConfig {
 /// MLP baseline on the flattened one-hot sequence (`n·V` inputs), or on the
 /// flattened token vectors (`n·d` inputs) with `vector_input`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MlpConfig {
     /// Token vocabulary size `V`.
     pub vocab: usize,
@@ -251,8 +253,8 @@ impl TransformerConfig {
         if let Some(&b) = self.attention_blocks.as_ref().and_then(|a| a.iter().find(|&&b| b >= self.blocks)) {
             return cfg_err(format!("transformer: attention block {b} is out of range (blocks = {})", self.blocks));
         }
-        if let Some(s) = self.attention_scale.filter(|s| !s.is_finite()) {
-            return cfg_err(format!("transformer: attention_scale must be finite, got {s}"));
+        if let Some(s) = self.attention_scale.filter(|s| !s.is_finite() || s.abs() > f64::from(f32::MAX)) {
+            return cfg_err(format!("transformer: attention_scale must be a finite f32 number, got {s}"));
         }
         if self.num_params() > 500_000_000 {
             return cfg_err("transformer: more than 5e8 parameters is not a CPU experiment");

@@ -180,3 +180,24 @@ fn absurd_sizes_are_refused_not_wrapped() {
     let mlp = ModelConfig::Mlp(MlpConfig { depth: 1 << 62, ..MlpConfig::for_data(&data, 4, 1) });
     assert!(matches!(mlp.validate(), Err(TrainError::InvalidConfig(m)) if m.contains("5e8")));
 }
+
+/// A run's model config with a misspelt key, or an attention scale that
+/// f32 cannot hold, is refused rather than silently ignored or run to NaN.
+#[test]
+fn unknown_config_keys_and_unrepresentable_attention_scales_are_refused() {
+    let data = data::generate(&data::GenConfig::random_ids(4, 3, 5, 4, 0)).expect("data");
+    let mut v =
+        serde_json::to_value(ModelConfig::Transformer(TransformerConfig::for_data(&data, 8, 1, 16, 1))).unwrap();
+    v["d_modle"] = serde_json::json!(9);
+    let e = serde_json::from_value::<ModelConfig>(v).unwrap_err().to_string();
+    assert!(e.contains("unknown field `d_modle`"), "{e}");
+    let mut m = serde_json::to_value(ModelConfig::Mlp(MlpConfig::for_data(&data, 4, 1))).unwrap();
+    m["widht"] = serde_json::json!(4);
+    assert!(serde_json::from_value::<ModelConfig>(m).is_err());
+    for s in [-1e308, 1e39, f64::NAN] {
+        let t = TransformerConfig { attention_scale: Some(s), ..TransformerConfig::for_data(&data, 8, 1, 16, 1) };
+        assert!(
+            matches!(ModelConfig::Transformer(t).validate(), Err(TrainError::InvalidConfig(m)) if m.contains("attention_scale"))
+        );
+    }
+}
