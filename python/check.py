@@ -29,7 +29,7 @@ import memcap_ref
 
 def read_jsonl(path):
     toks, labels = [], []
-    with open(path) as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             if not line.strip():
                 continue
@@ -49,34 +49,42 @@ IGNORE = -100
 def read_csv(path):
     """memcap's CSV format: a header naming tok_0..tok_{n-1}, then `label`
     (next-token) or lab_0..lab_{n-1} (seq2seq; empty or -100 = no label);
-    `#` lines are comments."""
+    lines starting with `#` are comments. Integral floats (`2.0`) are
+    integers, as memcap reads them; errors name the file's line."""
     import csv
 
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(line for line in f if not line.lstrip().startswith("#")) if r]
-    if not rows:
+    def integer(text, lineno, col):
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not v.is_integer():
+            sys.exit(f"{path}: line {lineno}: {col} = {text!r} is not an integer")
+        return int(v)
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        numbered = [(n, line) for n, line in enumerate(f, 1) if line.strip() and not line.startswith("#")]
+    if not numbered:
         sys.exit(f"{path}: no header row")
-    header = [h.strip() for h in rows[0]]
-
-    def indexed(prefix):
-        cols = sorted((int(h[len(prefix):]), i) for i, h in enumerate(header) if h.startswith(prefix) and h[len(prefix):].isdigit())
-        return [i for _, i in cols]
-
-    tok_cols, lab_cols = indexed("tok_"), indexed("lab_")
-    if "label" in header:
-        lab_cols = [header.index("label")]
-    if not tok_cols or not lab_cols:
-        sys.exit(f"{path}: line 1: the header needs tok_0.. and label (or lab_0..) columns, got {header}")
+    rows = [(n, [x.strip() for x in r]) for n, line in numbered for r in csv.reader([line])]
+    hline, header = rows[0]
+    n_tok = sum(1 for h in header if h.startswith("tok_"))
+    rest = header[n_tok:]
+    if header[:n_tok] != [f"tok_{k}" for k in range(n_tok)] or n_tok == 0 or not (
+        rest == ["label"] or rest == [f"lab_{k}" for k in range(n_tok)]
+    ):
+        sys.exit(f"{path}: line {hline}: the header must be tok_0..tok_{{n-1}} then label or lab_0..lab_{{n-1}}, got {header}")
     toks, labels = [], []
-    for r in rows[1:]:
-        r = [x.strip() for x in r]
-        toks.append([int(r[i]) for i in tok_cols])
-        labels.append([IGNORE if r[i] in ("", "-100") else int(r[i]) for i in lab_cols])
+    for n, r in rows[1:]:
+        if len(r) != len(header):
+            sys.exit(f"{path}: line {n}: {len(r)} fields, the header has {len(header)}")
+        toks.append([integer(v, n, c) for v, c in zip(r[:n_tok], header)])
+        labels.append([IGNORE if v in ("", "-100") else integer(v, n, c) for v, c in zip(r[n_tok:], rest)])
     return toks, np.array(labels, dtype=np.int64)
 
 
 def read_data(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8-sig") as f:
         first = next((line for line in f if line.strip() and not line.lstrip().startswith("#")), "")
     return read_jsonl(path) if first.lstrip().startswith("{") else read_csv(path)
 
@@ -136,7 +144,18 @@ def main():
         ref_path = os.path.join(a.dir, "logits.json")
         if os.path.exists(ref_path):
             with open(ref_path) as f:
-                ref = np.array(json.load(f)["logits"], dtype=np.float64)
+                doc = json.load(f)
+            ref = np.array(doc["logits"], dtype=np.float64)
+            st_path = os.path.join(a.dir, "model.safetensors")
+            if "model_sha256" in doc and os.path.exists(st_path):
+                import hashlib
+
+                with open(st_path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+                if digest != doc["model_sha256"]:
+                    print("logits       logits.json was written for another model.safetensors: not compared")
+                    print("interop check:", "FAIL")
+                    return 1
             if ref.shape != logits.shape:
                 print(f"logits       logits.json has shape {ref.shape}, this data gives {logits.shape}: made on other data, not compared")
                 print("interop check:", "FAIL")

@@ -84,6 +84,8 @@ def main():
     if form not in ("standard", "absorbed"):
         sys.exit(f"bench_step.py: the form must be standard or absorbed, got {form!r}")
     absorbed = form == "absorbed"
+    if size not in SIZES:
+        sys.exit(f"bench_step.py: the size must be one of {', '.join(SIZES)}, got {size!r}")
     d, h, ff = SIZES[size]
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -338,7 +338,8 @@ pub fn random_ids(n_seqs: usize, seq_len: usize, d: &RandomIdsArgs) -> Result<Da
 /// `train` and `capacity`; the window length is `-n/--seq-len`.
 #[derive(Args, Clone, Debug)]
 pub struct TextOpts {
-    /// Make next-token windows of this text file (instead of random data or DATA).
+    /// Make next-token windows of this text file (gen: instead of random data;
+    /// train, capacity: instead of DATA).
     #[arg(long, value_name = "FILE")]
     pub text: Option<PathBuf>,
     /// Text tokens: bytes (V = 256) or whitespace-separated words.
@@ -413,10 +414,15 @@ pub struct TrainDataArgs {
     /// Window length n for --text.
     #[arg(short = 'n', long = "seq-len", default_value_t = 8)]
     pub seq_len: usize,
-    /// Inconsistent labels (contexts the model cannot tell apart): keep them all
-    /// and report the accuracy ceiling (default), or keep each group's majority label.
+    /// Inconsistent labels (contexts the model cannot tell apart). Without
+    /// this flag all are kept and the accuracy ceiling is reported; `majority`
+    /// keeps each group's majority label; `error` refuses such data.
     #[arg(long, value_enum)]
     pub dedupe: Option<Dedupe>,
+    /// Refuse datasets whose vocabulary (declared, or largest id + 1) is larger
+    /// (the embedding holds vocab × d_model weights).
+    #[arg(long, default_value_t = memcap_core::Limits::default().max_vocab)]
+    pub max_vocab: usize,
 }
 
 impl TrainDataArgs {
@@ -430,7 +436,10 @@ impl TrainDataArgs {
                     .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
                 (td.dataset, path.clone())
             }
-            (None, Some(path)) => (read_dataset(path, ParseOptions::default())?, path.clone()),
+            (None, Some(path)) => {
+                let opts = ParseOptions { max_vocab: Some(self.max_vocab), ..ParseOptions::default() };
+                (read_dataset(path, opts)?, path.clone())
+            }
             (None, None) => return Err(InputError("give DATA or --text FILE".into()).into()),
         };
         ds.validate().map_err(|e| InputError(format!("{}: {e}", what.display())))?;

@@ -34,6 +34,8 @@ pub struct ExportArgs {
     model: PathBuf,
     #[command(flatten)]
     limits: crate::args::ModelLimitArgs,
+    /// safetensors (+ config.json, for `memcap_ref.py` / PyTorch) or ONNX
+    /// (+ config.json, for onnxruntime); trained runs: safetensors only.
     #[arg(long, value_enum, default_value = "safetensors")]
     format: ExportFormat,
     /// Output directory (created; files are written atomically).
@@ -172,7 +174,10 @@ fn export_trained(a: &ExportArgs) -> Result<Outcome> {
         ))
         .into());
     }
-    // Everything is checked, and the logits computed, before any file is written.
+    // Everything is checked, and the logits computed, before any file is
+    // written: the config first (its errors name config.json), then the
+    // weights against it (their errors name model.safetensors).
+    mcfg.validate().map_err(|e| InputError(format!("{}/config.json: model: {e}", a.model.display())))?;
     let model = memcap_export::trained::trained_model(&mcfg, &st_bytes)
         .map_err(|e| InputError(format!("{}: {e}", st_path.display())))?;
     let logits = match &a.data {
@@ -197,11 +202,17 @@ fn export_trained(a: &ExportArgs) -> Result<Outcome> {
     write_atomic(&a.out.join("model.safetensors"), &st_bytes)?;
     write_atomic(&a.out.join("config.json"), cfg_text.as_bytes())?;
     let mut files = vec![a.out.join("model.safetensors"), a.out.join("config.json")];
+    let path = a.out.join("logits.json");
     if let Some((data, n, logits)) = logits {
-        let path = a.out.join("logits.json");
-        write_atomic(&path, serde_json::to_string(&json!({"data": data, "logits": logits}))?.as_bytes())?;
+        // The weights' SHA-256 lets check.py tell logits of another model.
+        let doc = json!({"data": data, "model_sha256": memcap_sweep::exec::sha256_hex(&st_bytes), "logits": logits});
+        write_atomic(&path, serde_json::to_string(&doc)?.as_bytes())?;
         println!("memcap logits for {n} examples ({} rows) -> {}", logits.len(), path.display());
         files.push(path);
+    } else if path.exists() {
+        // Logits of an earlier export would now describe another model.
+        std::fs::remove_file(&path).with_context(|| format!("removing the stale {}", path.display()))?;
+        eprintln!("note: removed {} from an earlier export (pass --data to write this model's)", path.display());
     }
     println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
     Ok(Outcome::Ok)

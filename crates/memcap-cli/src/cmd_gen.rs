@@ -23,8 +23,11 @@ pub struct GenArgs {
     /// Number of classes C (labels 0..C-1).
     #[arg(long = "num-classes", visible_alias = "classes", default_value_t = 8)]
     classes: u32,
+    /// Next-token prediction (one label per sequence) or sequence-to-sequence
+    /// (one label per position).
     #[arg(long, value_enum, default_value = "next-token")]
     task: Task,
+    /// Token ids, or token vectors drawn from a pool of --vocab random vectors.
     #[arg(long, value_enum, default_value = "ids")]
     kind: KindArg,
     /// Dimension d of vector tokens.

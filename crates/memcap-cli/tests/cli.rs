@@ -218,6 +218,9 @@ fn bad_training_flags_name_the_flag_and_exit_2() {
         (vec!["capacity", s(&data), "--heads", "0", "-o", s(&out)], "--heads"),
         (vec!["capacity", s(&data), "--seeds", "", "-o", s(&out)], "--seeds"),
         (vec!["capacity", s(&data), "--max-grow", "40", "-o", s(&out)], "--max-grow"),
+        (vec!["train", s(&data), "--max-vocab", "4", "-o", s(&out)], "--max-vocab"),
+        (vec!["capacity", s(&data), "--max-vocab", "4", "-o", s(&out)], "--max-vocab"),
+        (vec!["train", s(&data), "--weight-decay", "NaN", "-o", s(&out)], "--weight-decay"),
         (
             vec![
                 "capacity",

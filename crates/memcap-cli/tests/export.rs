@@ -351,6 +351,11 @@ fn trained_export_checks_the_weights_before_writing_anything() {
         assert!(stderr(&o).contains("model.safetensors"));
         assert!(!out.join("model.safetensors").exists() && !out.join("config.json").exists());
     }
+    // A bad value in the config is blamed on config.json, not on the weights.
+    std::fs::write(&cfg_path, cfg.replace("\"num_classes\": 4", "\"num_classes\": 0")).unwrap();
+    let o = memcap(&["export", s(&run), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("config.json") && stderr(&o).contains("num_classes"), "{}", stderr(&o));
     // A misspelt config key is named, not ignored.
     std::fs::write(&cfg_path, cfg.replace("\"d_model\": 8", "\"d_model\": 8, \"d_modle\": 9")).unwrap();
     let o = memcap(&["export", s(&run), "-o", s(&out)]);
@@ -398,4 +403,28 @@ fn export_warns_about_the_other_format_from_another_model_or_dtype() {
     // Both formats now in f32, same model: quiet.
     assert!(!warned(&["export", s(&model), "--format", "onnx", "-o", s(&out)]));
     assert!(!warned(&["export", s(&model), "-o", s(&out)]));
+}
+
+/// Exporting a trained run without --data into a folder that holds an
+/// earlier export's logits.json removes it (it would describe another
+/// model); with --data, logits.json records the weights' SHA-256.
+#[test]
+fn trained_export_never_leaves_logits_of_another_model() {
+    let d = tmpdir("stalelogits");
+    let (data, out) = (d.join("d.jsonl"), d.join("out"));
+    ok_out(memcap(&["gen", "-N", "20", "-n", "3", "--vocab", "6", "--classes", "3", "-o", s(&data)]));
+    let (a, b) = (d.join("a"), d.join("b"));
+    for (run, seed) in [(&a, "1"), (&b, "2")] {
+        let o = memcap(&["train", s(&data), "--d-model", "8", "--steps", "5", "--seed", seed, "-o", s(run)]);
+        assert!(run.join("model.safetensors").exists(), "{}", stderr(&o));
+    }
+    ok_out(memcap(&["export", s(&a), "-o", s(&out), "--data", s(&data)]));
+    let logits: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("logits.json")).unwrap()).unwrap();
+    use sha2::Digest;
+    let digest = format!("{:x}", sha2::Sha256::digest(std::fs::read(a.join("model.safetensors")).unwrap()));
+    assert_eq!(logits["model_sha256"], serde_json::Value::from(digest));
+    let o = memcap(&["export", s(&b), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.join("logits.json").exists() && stderr(&o).contains("logits.json"), "{}", stderr(&o));
 }

@@ -197,6 +197,7 @@ impl InputSpec {
 /// Architecture hyper-parameters (the fixed-width architecture that the dense
 /// parameter count refers to).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Input kind and embedding input dimension d.
     pub input: InputSpec,

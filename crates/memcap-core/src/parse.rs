@@ -370,12 +370,13 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
         .comment(Some(b'#'))
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
+    let lines_at = LineIndex::new(text);
     let mut records = rdr.records().map(|r| {
         r.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line() as usize);
+            let line = e.position().map_or(0, |p| lines_at.record_line(p.byte() as usize));
             perr(line, format!("not valid CSV: {e}"))
         })
-        .map(|rec| (rec.position().map_or(0, |p| p.line() as usize), rec))
+        .map(|rec| (rec.position().map_or(0, |p| lines_at.record_line(p.byte() as usize)), rec))
     });
     let (hline, header) = records.next().ok_or(DataError::Empty)??;
     let cols: Vec<&str> = header.iter().collect();
@@ -439,31 +440,83 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
     finish(Inputs::Ids { vocab, seqs }, labels, opts.num_classes, lines, None)
 }
 
+/// 1-based line numbers of byte offsets in a CSV text. The `csv` crate's own
+/// line count is off after skipped comment or blank lines and with CRLF
+/// line ends, so errors take the line from the record's byte offset
+/// instead, past the separators, blank lines and `#` comments before it.
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineIndex { text, starts }
+    }
+
+    /// The line of the first record byte at or after `byte`.
+    fn record_line(&self, byte: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let mut b = byte.min(bytes.len());
+        loop {
+            match bytes.get(b) {
+                Some(b'\r' | b'\n') => b += 1,
+                Some(_) if self.starts.binary_search(&b).is_ok() => {
+                    let end = bytes[b..].iter().position(|&c| c == b'\n').map_or(bytes.len(), |e| b + e);
+                    let line = &bytes[b..end];
+                    if line.first() == Some(&b'#') || line.iter().all(u8::is_ascii_whitespace) {
+                        b = end;
+                    } else {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.starts.partition_point(|&s| s <= b).max(1)
+    }
+}
+
 /// What a CSV file's `# memcap_dataset {...}` comment says:
 /// `(its line, vocab, num_classes)`, each `None` when not given.
 type CsvMeta = (Option<usize>, Option<usize>, Option<u32>);
 
-/// The `# memcap_dataset {...}` comment of a CSV file, if one comes before
-/// the header row.
+/// The `# memcap_dataset {...}` comment of a CSV file. Like the JSONL
+/// header it must come first (only other comments and blank lines may
+/// precede it), at most once, with the keys `vocab` and `num_classes`, each
+/// at most once. The comment starts at column 0, as the CSV reader's
+/// comments do.
 fn csv_meta(text: &str) -> Result<CsvMeta, DataError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Meta {
+        vocab: Option<Value>,
+        num_classes: Option<Value>,
+    }
+    let mut found: Option<CsvMeta> = None;
+    let mut header_seen = false;
     for (i, raw) in text.lines().enumerate() {
-        let t = raw.trim();
-        if t.is_empty() {
-            continue;
-        }
-        let Some(comment) = t.strip_prefix('#') else { break };
-        let Some(json) = comment.trim_start().strip_prefix("memcap_dataset") else { continue };
         let line = i + 1;
-        let v: Value = serde_json::from_str(json.trim())
-            .map_err(|e| perr(line, format!("the memcap_dataset comment is not a JSON object: {e}")))?;
-        let Some(obj) = v.as_object() else {
-            return Err(perr(line, "the memcap_dataset comment must hold a JSON object"));
+        let Some(comment) = raw.strip_prefix('#') else {
+            header_seen |= !raw.trim().is_empty();
+            continue;
         };
-        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "vocab" | "num_classes")) {
-            return Err(perr(line, format!("memcap_dataset comment: unknown key {k:?} (known: vocab, num_classes)")));
+        let comment = comment.trim_start();
+        let Some(json) = comment.strip_prefix("memcap_dataset") else { continue };
+        if !(json.is_empty() || json.starts_with(|c: char| c.is_whitespace() || c == '{')) {
+            continue; // another word, such as `# memcap_dataset_notes`
         }
-        let positive = |key: &str| -> Result<Option<u32>, DataError> {
-            match obj.get(key) {
+        if header_seen {
+            return Err(perr(line, "the memcap_dataset comment must come before the header row"));
+        }
+        if let Some((Some(first), _, _)) = found {
+            return Err(perr(line, format!("a second memcap_dataset comment (the first is on line {first})")));
+        }
+        let meta: Meta = serde_json::from_str(json.trim())
+            .map_err(|e| perr(line, format!("memcap_dataset comment: {}", json_reason(&e))))?;
+        let positive = |key: &str, x: &Option<Value>| -> Result<Option<u32>, DataError> {
+            match x {
                 None => Ok(None),
                 Some(x) => match as_u32(x, line, key)? {
                     0 => Err(perr(line, format!("{key} must be at least 1"))),
@@ -471,9 +524,13 @@ fn csv_meta(text: &str) -> Result<CsvMeta, DataError> {
                 },
             }
         };
-        return Ok((Some(line), positive("vocab")?.map(|v| v as usize), positive("num_classes")?));
+        found = Some((
+            Some(line),
+            positive("vocab", &meta.vocab)?.map(|v| v as usize),
+            positive("num_classes", &meta.num_classes)?,
+        ));
     }
-    Ok((None, None, None))
+    Ok(found.unwrap_or((None, None, None)))
 }
 
 /// Writes a token-id dataset as memcap's CSV format, the inverse of

@@ -174,9 +174,10 @@ fn model_json_round_trip_is_exact() {
     assert!(matches!(Model::from_json("{\"format\":\"other\"}"), Err(ModelError::Invalid(_))));
 }
 
-/// A model file that declares zero classes or an empty vocabulary is
-/// refused by the model reader, naming the field (it used to reach the data
-/// reader and be blamed on the data file).
+/// A model file that declares zero classes or an empty vocabulary, or has a
+/// misspelt config key, is refused by the model reader, naming the field
+/// (zero classes used to reach the data reader and be blamed on the data
+/// file; unknown keys were ignored).
 #[test]
 fn model_json_with_zero_classes_or_vocab_is_refused_by_field() {
     let (m, _) = small_model();
@@ -185,6 +186,8 @@ fn model_json_with_zero_classes_or_vocab_is_refused_by_field() {
     assert!(
         matches!(Model::from_json(&zero_c.to_json()), Err(ModelError::Invalid(e)) if e.contains("config.num_classes"))
     );
+    let misspelt = m.to_json().replacen("\"num_classes\"", "\"numclasses\":3,\"num_classes\"", 1);
+    assert!(matches!(Model::from_json(&misspelt), Err(ModelError::Invalid(e)) if e.contains("numclasses")));
     let mut zero_v = m.clone();
     zero_v.config.input = memcap_core::model::InputSpec::Ids { vocab: 0 };
     assert!(matches!(Model::from_json(&zero_v.to_json()), Err(ModelError::Invalid(e)) if e.contains("config.input")));
@@ -553,6 +556,36 @@ fn csv_writer_round_trips_through_the_csv_reader() {
     assert!(matches!(e, DataError::Parse { line: 1, ref reason } if reason.contains("vocab")), "{e}");
     let e = parse_csv("#\n# memcap_dataset {\"vocb\":3}\ntok_0,label\n1,1\n", ParseOptions::default()).unwrap_err();
     assert!(matches!(e, DataError::Parse { line: 2, ref reason } if reason.contains("vocb")), "{e}");
+    // The comment must come first, once, with each key once; other words are comments.
+    for (text, line, what) in [
+        ("tok_0,label\n# memcap_dataset {\"vocab\":9}\n1,1\n", 2, "before the header"),
+        ("# memcap_dataset {\"vocab\":9}\n# memcap_dataset {}\ntok_0,label\n1,1\n", 2, "second"),
+        ("# memcap_dataset {\"vocab\":9,\"vocab\":3}\ntok_0,label\n1,1\n", 1, "duplicate field"),
+    ] {
+        let e = parse_csv(text, ParseOptions::default()).unwrap_err();
+        assert!(matches!(&e, DataError::Parse { line: l, reason } if *l == line && reason.contains(what)), "{e}");
+    }
+    let notes = parse_csv("# memcap_dataset_notes: x\ntok_0,label\n1,1\n2,0\n", ParseOptions::default()).unwrap();
+    assert_eq!(notes.num_classes, 2);
     let vectors = generate(&GenConfig { kind: GenKind::Vectors { d: 2 }, ..GenConfig::random_ids(5, 3, 8, 4, 0) });
     assert!(matches!(to_csv_lines(&vectors.unwrap()), Err(DataError::Param(_))));
+}
+
+/// CSV errors name the file's own line: after comments and blank lines,
+/// with CRLF line ends, and with a byte-order mark (the `csv` crate's line
+/// count is off in each of these).
+#[test]
+fn csv_errors_name_the_true_line_after_comments_blank_lines_and_crlf() {
+    for (text, line) in [
+        ("tok_0,tok_1,label\n1,2,0\n\n\n# note\n1,x,0\n", 6),
+        ("tok_0,tok_1,label\r\n1,2,0\r\n1,2,0\r\n1,x,0\r\n", 4),
+        ("tok_0,tok_1,label\r\n1,2,0\r\n\r\n1,2\r\n", 4),
+        ("\u{feff}# memcap_dataset {\"vocab\":10}\ntok_0,tok_1,label\n1,2,0\n1,x,1\n", 4),
+        ("# c\n\ntok_0,tok_9,label\n1,2,0\n", 3),
+    ] {
+        let e = parse_csv(text, ParseOptions::default()).unwrap_err();
+        assert!(matches!(e, DataError::Parse { line: l, .. } if l == line), "{text:?}: {e}");
+    }
+    let ds = parse_csv("# c\ntok_0,label\r\n\r\n1,0\r\n2,1\r\n", ParseOptions::default()).unwrap();
+    assert_eq!(ds.lines, Some(vec![4, 5]));
 }

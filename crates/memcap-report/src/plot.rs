@@ -187,10 +187,12 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-/// The corner of the chart with the fewest data points under a legend box
-/// (about 45% of the width by 7% of the height per series), so the legend
-/// covers as little data as it can.
-fn legend_corner(plot: &Plot) -> SeriesLabelPosition {
+/// The corner of the chart with the fewest data points under a legend box,
+/// so the legend covers as little data as it can. The box is estimated from
+/// the longest label (about 7 px per character at the 13 px legend font,
+/// plus the line sample) on a chart `width_px` wide, and 7% of the height
+/// per series.
+fn legend_corner(plot: &Plot, width_px: u32) -> SeriesLabelPosition {
     let pts: Vec<(f64, f64)> =
         plot.series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| plot.keep(p)).collect();
     let axis = |log: bool| move |v: f64| if log { v.ln() } else { v };
@@ -198,7 +200,9 @@ fn legend_corner(plot: &Plot) -> SeriesLabelPosition {
     let (x0, x1) = bounds(pts.iter().map(|p| p.0), plot.x_log());
     let (y0, y1) = bounds(pts.iter().map(|p| p.1), plot.y_log());
     let norm = |v: f64, lo: f64, hi: f64, f: &dyn Fn(f64) -> f64| (f(v) - f(lo)) / (f(hi) - f(lo)).max(1e-300);
-    let (w, h) = (0.45, (0.07 * plot.series.len() as f64 + 0.04).min(0.9));
+    let longest = plot.series.iter().map(|s| s.label.chars().count()).max().unwrap_or(0);
+    let w = ((longest as f64 * 7.0 + 50.0) / f64::from(width_px.max(1))).clamp(0.2, 0.95);
+    let h = (0.07 * plot.series.len() as f64 + 0.04).min(0.9);
     let count = |left: bool, bottom: bool| {
         pts.iter()
             .filter(|p| {
@@ -266,7 +270,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(legend_corner(plot))
+        .position(legend_corner(plot, area.dim_in_pixel().0))
         .label_font(("sans-serif", 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -368,7 +372,7 @@ mod tests {
             log_y: false,
             series: vec![Series::data("falling", pts)],
         };
-        assert!(matches!(legend_corner(&plot), SeriesLabelPosition::UpperRight));
+        assert!(matches!(legend_corner(&plot, 900), SeriesLabelPosition::UpperRight));
     }
 
     #[test]

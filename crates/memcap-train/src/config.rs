@@ -547,13 +547,16 @@ impl TrainConfig {
             }
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return cfg_err("train: weight_decay must be >= 0");
+            return cfg_err(format!(
+                "train: weight decay (--weight-decay) must be finite and >= 0, got {}",
+                self.weight_decay
+            ));
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
-            return cfg_err("train: betas must be in [0, 1)");
+            return cfg_err(format!("train: betas must be in [0, 1), got {} and {}", self.beta1, self.beta2));
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            return cfg_err("train: eps must be positive");
+            return cfg_err(format!("train: eps must be positive and finite, got {}", self.eps));
         }
         if self.batch_size == Some(0) {
             return cfg_err("train: batch_size must be positive");

@@ -587,11 +587,12 @@ fn hardmax_last(x: &Tensor) -> Result<Tensor> {
 /// Single-query softmax attention in the absorbed form, for the last block
 /// of a next-token model (one query per sequence).
 ///
-/// The standard form projects every position, `K = X·W_Kᵀ`, `V = X·W_Vᵀ`
-/// (`2·n·d·h·d_h` multiply-adds per sequence), then attends. With a single
-/// query the projections can be moved onto the query side instead:
-/// `score_h,j = (q_h·W_K,h)·x_j` and `o_h = W_V,h·(Σ_j a_h,j·x_j)`, which
-/// costs `2·h·d_h·d + 2·h·n·d`, nearly independent of `n`, and gives the
+/// The standard form projects every position, `K = X·W_Kᵀ`, `V = X·W_Vᵀ`,
+/// then attends: `2·n·d·h·d_h + 2·h·n·d_h` multiply-adds per sequence
+/// besides the query. With a single query the projections can be moved onto
+/// the query side instead: `score_h,j = (q_h·W_K,h)·x_j` and
+/// `o_h = W_V,h·(Σ_j a_h,j·x_j)`, which costs `2·h·d_h·d + 2·h·n·d`: the
+/// term that grows with `n` is `d_h` times smaller. It also gives the
 /// autograd graph two big `[b, n, d]` nodes instead of about a dozen (each
 /// big node costs a zero-fill and an add in candle's backward). The
 /// function is the same; float rounding differs from the standard form in
