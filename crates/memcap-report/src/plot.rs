@@ -187,12 +187,13 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-/// The corner of the chart with the fewest data points under a legend box,
-/// so the legend covers as little data as it can. The box is estimated from
-/// the longest label (about 7 px per character at the 13 px legend font,
-/// plus the line sample) on a chart `width_px` wide, and 7% of the height
-/// per series.
-fn legend_corner(plot: &Plot, width_px: u32) -> SeriesLabelPosition {
+/// Where the legend goes: the corner of the chart with the fewest data
+/// points under the legend box, so it covers as little data as it can.
+/// Returns the corner, how many points it still covers and the box's share
+/// of the height. The box is estimated from the longest label (about 7 px
+/// per character at the 13 px legend font, plus the line sample) on a chart
+/// `width_px` wide, and 7% of the height per series.
+fn legend_corner(plot: &Plot, width_px: u32) -> (SeriesLabelPosition, usize, f64) {
     let pts: Vec<(f64, f64)> =
         plot.series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| plot.keep(p)).collect();
     let axis = |log: bool| move |v: f64| if log { v.ln() } else { v };
@@ -218,20 +219,53 @@ fn legend_corner(plot: &Plot, width_px: u32) -> SeriesLabelPosition {
         (SeriesLabelPosition::LowerLeft, true, true),
     ];
     let mut best = (usize::MAX, SeriesLabelPosition::LowerRight);
+    let mut best_upper = (usize::MAX, SeriesLabelPosition::UpperRight);
     for (pos, left, bottom) in corners {
         let c = count(left, bottom);
+        if !bottom && c < best_upper.0 {
+            best_upper = (c, pos.clone());
+        }
         if c < best.0 {
             best = (c, pos);
         }
     }
-    best.1
+    // No free corner: an upper one, as the range then grows upwards (a
+    // bits-per-parameter axis should not grow below 0 to make room).
+    let (covered, pos) = if best.0 == 0 { best } else { best_upper };
+    (pos, covered, h)
+}
+
+/// The y range widened on the legend's side when the legend would cover
+/// data anyway, so that it sits in an empty band of its own height.
+fn make_room_for_legend((y0, y1): (f64, f64), log: bool, legend: &(SeriesLabelPosition, usize, f64)) -> (f64, f64) {
+    let (corner, covered, h) = legend;
+    if *covered == 0 {
+        return (y0, y1);
+    }
+    let bottom = matches!(corner, SeriesLabelPosition::LowerLeft | SeriesLabelPosition::LowerRight);
+    let grow = h / (1.0 - h).max(0.1);
+    if log {
+        let f = ((y1 / y0).ln() * grow).exp();
+        if bottom {
+            (y0 / f, y1)
+        } else {
+            (y0, y1 * f)
+        }
+    } else {
+        let d = (y1 - y0) * grow;
+        if bottom {
+            (y0 - d, y1)
+        } else {
+            (y0, y1 + d)
+        }
+    }
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 /// Mesh, curves (markers on data) and legend, for any pair of axis kinds
 /// (plotters types log and linear axes differently, hence the generics).
-fn draw_on<'a, X, Y>(area: &Area<'a>, plot: &Plot, xr: X, yr: Y) -> Result<(), String>
+fn draw_on<'a, X, Y>(area: &Area<'a>, plot: &Plot, xr: X, yr: Y, legend: SeriesLabelPosition) -> Result<(), String>
 where
     X: AsRangedCoord<Value = f64>,
     Y: AsRangedCoord<Value = f64>,
@@ -270,7 +304,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(legend_corner(plot, area.dim_in_pixel().0))
+        .position(legend)
         .label_font(("sans-serif", 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -282,12 +316,13 @@ where
 fn draw(area: &Area<'_>, plot: &Plot) -> Result<(), PlotError> {
     let pts = || plot.series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| plot.keep(p));
     let (x0, x1) = bounds(pts().map(|p| p.0), plot.x_log());
-    let (y0, y1) = bounds(pts().map(|p| p.1), plot.y_log());
+    let legend = legend_corner(plot, area.dim_in_pixel().0);
+    let (y0, y1) = make_room_for_legend(bounds(pts().map(|p| p.1), plot.y_log()), plot.y_log(), &legend);
     let log = |lo: f64, hi: f64| (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
     let r = match (plot.x_log(), plot.y_log()) {
-        (true, _) => draw_on(area, plot, log(x0, x1), log(y0, y1)),
-        (false, true) => draw_on(area, plot, x0..x1, log(y0, y1)),
-        (false, false) => draw_on(area, plot, x0..x1, y0..y1),
+        (true, _) => draw_on(area, plot, log(x0, x1), log(y0, y1), legend.0),
+        (false, true) => draw_on(area, plot, x0..x1, log(y0, y1), legend.0),
+        (false, false) => draw_on(area, plot, x0..x1, y0..y1, legend.0),
     };
     r.map_err(|reason| PlotError::Svg { plot: plot.name.clone(), reason })
 }
@@ -358,6 +393,18 @@ mod tests {
         }
     }
 
+    /// When every corner holds data, the y range grows on the legend's side
+    /// by the legend's height, so the legend sits in an empty band.
+    #[test]
+    fn a_legend_that_would_cover_data_gets_an_empty_band() {
+        let lower = |covered| (SeriesLabelPosition::LowerRight, covered, 0.2);
+        assert_eq!(make_room_for_legend((0.0, 8.0), false, &lower(0)), (0.0, 8.0));
+        assert_eq!(make_room_for_legend((0.0, 8.0), false, &lower(3)), (-2.0, 8.0));
+        let (lo, hi) = make_room_for_legend((10.0, 1000.0), true, &(SeriesLabelPosition::UpperLeft, 1, 0.2));
+        assert_eq!(lo, 10.0);
+        assert!((hi - 1000.0 * 100f64.powf(0.25)).abs() < 1e-6, "{hi}");
+    }
+
     #[test]
     fn legend_goes_to_the_corner_without_data() {
         // A loss curve falling from upper left to lower right: the default
@@ -372,7 +419,7 @@ mod tests {
             log_y: false,
             series: vec![Series::data("falling", pts)],
         };
-        assert!(matches!(legend_corner(&plot, 900), SeriesLabelPosition::UpperRight));
+        assert!(matches!(legend_corner(&plot, 900), (SeriesLabelPosition::UpperRight, 0, _)));
     }
 
     #[test]
