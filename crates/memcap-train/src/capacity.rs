@@ -376,7 +376,11 @@ pub fn test_size(model: &ModelConfig, spec: &CapacitySpec, data: &Dataset) -> Re
     let reason = match winner {
         Some((lr, seed, steps)) => format!("memorized (lr {lr}, seed {seed}, step {steps})"),
         None if under_trained => format!("step cap {cap} reached while the loss still fell ({last_reason})"),
-        None => format!("every try plateaued below 100%: the loss no longer fell by half per doubling ({last_reason})"),
+        None => format!(
+            "every try plateaued below 100%: doubling the step budget no longer cut the final loss by {:.0}% \
+             (the last try's own trace: {last_reason})",
+            100.0 * spec.min_loss_drop
+        ),
     };
     Ok(SizeOutcome {
         model: model.clone(),
