@@ -76,6 +76,9 @@ pub struct CapacityArgs {
     /// Output folder: capacity.json, capacity.csv (bits: bits.json, bits.csv).
     #[arg(short, long)]
     pub out: PathBuf,
+    /// No per-size progress lines (the result is still printed).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `--metric` values.
@@ -130,8 +133,11 @@ pub fn capacity(a: CapacityArgs) -> Result<Outcome> {
     if a.metric == MetricArg::Bits {
         return bits(&a, &spec, &data);
     }
-    let pb = ProgressBar::new_spinner();
+    let pb = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     let report = capacity_search(&spec, &data, &mut |o| {
+        if a.quiet {
+            return;
+        }
         let line = format!(
             "  {:>8} params: memorized {:5}  best acc {:.4}  memorized bits/param {:.3}  runs {}  steps ≤ {}  {:.1}s  ({})",
             o.num_params,
@@ -200,6 +206,9 @@ fn bits(a: &CapacityArgs, spec: &CapacitySpec, data: &memcap_core::Dataset) -> R
         threads: spec.threads,
     };
     let r = memcap_train::capacity::bits_capacity(&bspec, data, &mut |p| {
+        if a.quiet {
+            return;
+        }
         eprintln!(
             "  N = {:6}: memorized bits {:.0} of {:.0} label bits, best accuracy {:.4}",
             p.n_seqs, p.memorized_bits, p.label_bits, p.best_acc

@@ -327,3 +327,28 @@ fn outputs_never_replace_inputs_and_follow_the_umask() {
     let o = memcap(&["verify", s(&model), s(&data), "--shard", "0/2", "--f64", "--exact", "-o", s(&d.join("x.json"))]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// `capacity --quiet` prints the result without the per-size progress lines.
+#[test]
+fn capacity_quiet_prints_the_result_without_progress_lines() {
+    let d = tmpdir("capquiet");
+    let data = d.join("d.jsonl");
+    ok(memcap(&["gen", "-N", "20", "-n", "3", "--vocab", "6", "--classes", "2", "-o", s(&data)]));
+    let run = |quiet: bool| {
+        let out = d.join(if quiet { "q" } else { "v" });
+        let mut args = vec!["capacity", s(&data), "--widths", "8", "--max-grow", "0", "--steps", "100", "-o", s(&out)];
+        if quiet {
+            args.push("--quiet");
+        }
+        let o = memcap(&args);
+        assert!(out.join("capacity.json").exists(), "{}", stderr(&o));
+        (stdout(&o), stderr(&o))
+    };
+    let (loud_out, loud_err) = run(false);
+    let (quiet_out, quiet_err) = run(true);
+    assert!(loud_err.contains("params: memorized"), "{loud_err}");
+    assert!(!quiet_err.contains("params: memorized"), "{quiet_err}");
+    // The result line (its timing aside) is printed either way.
+    let first_word = |t: &str| t.split_whitespace().next().map(str::to_string);
+    assert!(!quiet_out.trim().is_empty() && first_word(&quiet_out) == first_word(&loud_out), "{quiet_out}");
+}

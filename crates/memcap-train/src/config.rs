@@ -253,8 +253,14 @@ impl TransformerConfig {
         if let Some(&b) = self.attention_blocks.as_ref().and_then(|a| a.iter().find(|&&b| b >= self.blocks)) {
             return cfg_err(format!("transformer: attention block {b} is out of range (blocks = {})", self.blocks));
         }
-        if let Some(s) = self.attention_scale.filter(|s| !s.is_finite() || s.abs() > f64::from(f32::MAX)) {
-            return cfg_err(format!("transformer: attention_scale must be a finite f32 number, got {s}"));
+        // The forward runs in f32 (trained) or f64: a scale f32 turns into 0
+        // or infinity would silently change or break the model.
+        if let Some(s) =
+            self.attention_scale.filter(|s| !s.is_finite() || s.abs() > 1e30 || (*s != 0.0 && s.abs() < 1e-30))
+        {
+            return cfg_err(format!(
+                "transformer: attention_scale must be 0 or between 1e-30 and 1e30 in size, got {s:e}"
+            ));
         }
         if self.num_params() > 500_000_000 {
             return cfg_err("transformer: more than 5e8 parameters is not a CPU experiment");

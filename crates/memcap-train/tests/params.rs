@@ -194,7 +194,11 @@ fn unknown_config_keys_and_unrepresentable_attention_scales_are_refused() {
     let mut m = serde_json::to_value(ModelConfig::Mlp(MlpConfig::for_data(&data, 4, 1))).unwrap();
     m["widht"] = serde_json::json!(4);
     assert!(serde_json::from_value::<ModelConfig>(m).is_err());
-    for s in [-1e308, 1e39, f64::NAN] {
+    for ok in [0.0, -2.0, 0.125] {
+        let t = TransformerConfig { attention_scale: Some(ok), ..TransformerConfig::for_data(&data, 8, 1, 16, 1) };
+        assert!(ModelConfig::Transformer(t).validate().is_ok(), "{ok}");
+    }
+    for s in [-1e308, 1e39, -3e38, 1e-50, f64::NAN] {
         let t = TransformerConfig { attention_scale: Some(s), ..TransformerConfig::for_data(&data, 8, 1, 16, 1) };
         assert!(
             matches!(ModelConfig::Transformer(t).validate(), Err(TrainError::InvalidConfig(m)) if m.contains("attention_scale"))
