@@ -183,10 +183,7 @@ fn export_trained(a: &ExportArgs) -> Result<Outcome> {
     let logits = match &a.data {
         Some(data) => {
             // The model's vocabulary and classes, as for constructed models: a subset of the data reads too.
-            let (vocab, classes, vectors) = match &mcfg {
-                memcap_train::ModelConfig::Transformer(t) => (t.vocab, t.num_classes, t.vector_input),
-                memcap_train::ModelConfig::Mlp(m) => (m.vocab, m.num_classes, m.vector_input),
-            };
+            let (vocab, _, classes, _, vectors) = mcfg.dims();
             let opts = ParseOptions {
                 vocab: (!vectors).then_some(vocab),
                 num_classes: u32::try_from(classes).ok(),

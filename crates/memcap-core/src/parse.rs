@@ -73,25 +73,31 @@ fn as_u32(v: &Value, line: usize, what: &str) -> Result<u32, DataError> {
 
 /// A label: as [`as_u32`], but below 2^32 − 1, which is [`IGNORE`] (written
 /// `-100` or `null`): a literal 4294967295 would otherwise be read as an
-/// ignored position.
+/// ignored position. CSV applies the same rule to its label columns.
 fn as_label(v: &Value, line: usize, what: &str) -> Result<u32, DataError> {
-    as_u32(v, line, what)?;
-    integral_label(v.as_u64(), v.as_f64()).ok_or_else(|| perr(line, format!("{what} must be {LABEL_RANGE}, got {v}")))
+    match as_u32(v, line, what)? {
+        IGNORE => Err(perr(line, format!("{what} must be {LABEL_RANGE}, got {v}"))),
+        x => Ok(x),
+    }
 }
 
-/// What [`integral_label`] accepts, for error messages.
+/// What a label may be, for error messages.
 const LABEL_RANGE: &str = "a non-negative integer below 4294967295 (2^32 − 1 marks an ignored position)";
+
+/// A header size (`vocab`, `num_classes`) of JSONL or CSV: as [`as_u32`],
+/// and at least 1.
+fn as_size(v: &Value, line: usize, key: &str) -> Result<u32, DataError> {
+    match as_u32(v, line, key)? {
+        0 => Err(perr(line, format!("{key} must be at least 1"))),
+        x => Ok(x),
+    }
+}
 
 /// The one rule of JSONL and CSV for integer fields: `int` if given, else an
 /// integral `float` in `0..2^32`; `None` when neither is such a number.
 fn integral_u32(int: Option<u64>, float: Option<f64>) -> Option<u32> {
     int.or_else(|| float.filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 4_294_967_296.0).map(|x| x as u64))
         .and_then(|x| u32::try_from(x).ok())
-}
-
-/// [`integral_u32`] for a label: [`IGNORE`] is refused.
-fn integral_label(int: Option<u64>, float: Option<f64>) -> Option<u32> {
-    integral_u32(int, float).filter(|&x| x != IGNORE)
 }
 
 /// serde_json's message with its position as a column (each record is one
@@ -230,18 +236,10 @@ impl JsonlReader {
                 ));
             }
             if let Some(x) = &obj.vocab {
-                let v = as_u32(x, line, "vocab")?;
-                if v == 0 {
-                    return Err(perr(line, "vocab must be at least 1"));
-                }
-                self.vocab = self.vocab.or(Some(v as usize));
+                self.vocab = self.vocab.or(Some(as_size(x, line, "vocab")? as usize));
             }
             if let Some(x) = &obj.num_classes {
-                let c = as_u32(x, line, "num_classes")?;
-                if c == 0 {
-                    return Err(perr(line, "num_classes must be at least 1"));
-                }
-                self.classes = self.classes.or(Some(c));
+                self.classes = self.classes.or(Some(as_size(x, line, "num_classes")?));
             }
             return Ok(());
         }
@@ -416,10 +414,9 @@ pub fn parse_csv(text: &str, opts: ParseOptions) -> Result<Dataset, DataError> {
                 if seq2seq && name.starts_with("lab_") && (c.is_empty() || c.parse::<f64>().ok() == Some(-100.0)) {
                     return Ok(IGNORE);
                 }
-                let is_label = *name == "label" || name.starts_with("lab_");
                 let v = integral_u32(c.parse::<u64>().ok(), c.parse::<f64>().ok())
                     .ok_or_else(|| perr(line, format!("{name} = {c:?} is not a non-negative integer below 2^32")))?;
-                if is_label && v == IGNORE {
+                if (*name == "label" || name.starts_with("lab_")) && v == IGNORE {
                     return Err(perr(line, format!("{name} = {c:?} is not {LABEL_RANGE}")));
                 }
                 Ok(v)
@@ -515,19 +512,11 @@ fn csv_meta(text: &str) -> Result<CsvMeta, DataError> {
         }
         let meta: Meta = serde_json::from_str(json.trim())
             .map_err(|e| perr(line, format!("memcap_dataset comment: {}", json_reason(&e))))?;
-        let positive = |key: &str, x: &Option<Value>| -> Result<Option<u32>, DataError> {
-            match x {
-                None => Ok(None),
-                Some(x) => match as_u32(x, line, key)? {
-                    0 => Err(perr(line, format!("{key} must be at least 1"))),
-                    v => Ok(Some(v)),
-                },
-            }
-        };
+        let size = |key: &str, x: &Option<Value>| x.as_ref().map(|x| as_size(x, line, key)).transpose();
         found = Some((
             Some(line),
-            positive("vocab", &meta.vocab)?.map(|v| v as usize),
-            positive("num_classes", &meta.num_classes)?,
+            size("vocab", &meta.vocab)?.map(|v| v as usize),
+            size("num_classes", &meta.num_classes)?,
         ));
     }
     Ok(found.unwrap_or((None, None, None)))
@@ -555,18 +544,16 @@ pub fn to_csv_lines(ds: &Dataset) -> Result<impl Iterator<Item = String> + '_, D
         Labels::NextToken(_) => header.push("label".into()),
         Labels::Seq2seq(_) => header.extend((0..n).map(|k| format!("lab_{k}"))),
     }
-    let join = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
     let first = [format!("# memcap_dataset {meta}"), header.join(",")];
     Ok(first.into_iter().chain((0..ds.len()).map(move |i| {
-        let toks = seqs[i].iter().map(u32::to_string);
+        let mut cells: Vec<String> = seqs[i].iter().map(u32::to_string).collect();
         match &ds.labels {
-            Labels::NextToken(y) => join(&mut toks.chain(std::iter::once(y[i].to_string()))),
+            Labels::NextToken(y) => cells.push(y[i].to_string()),
             Labels::Seq2seq(y) => {
-                join(
-                    &mut toks.chain(y[i].iter().map(|&l| if l == IGNORE { "-100".to_string() } else { l.to_string() })),
-                )
+                cells.extend(y[i].iter().map(|&l| if l == IGNORE { "-100".to_string() } else { l.to_string() }))
             }
         }
+        cells.join(",")
     })))
 }
 

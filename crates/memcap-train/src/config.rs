@@ -367,7 +367,9 @@ impl ModelConfig {
         }
     }
 
-    fn dims(&self) -> (usize, usize, usize, Task, bool) {
+    /// The data shape the model takes: `(vocab or input dimension, seq_len,
+    /// num_classes, task, vector_input)`.
+    pub fn dims(&self) -> (usize, usize, usize, Task, bool) {
         match self {
             ModelConfig::Transformer(c) => (c.vocab, c.seq_len, c.num_classes, c.task, c.vector_input),
             ModelConfig::Mlp(c) => (c.vocab, c.seq_len, c.num_classes, c.task, c.vector_input),
